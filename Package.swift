@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "vmcloud",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "appliance", targets: ["Appliance"]),
+        .executable(name: "guest-agent", targets: ["GuestAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C system libraries.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+
+        // Swift wrapper owning libvirt's C resources; no knowledge of the pool.
+        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+
+        // Messages and framing shared by the host and the guest agent (Foundation-free so the
+        // agent links statically and small).
+        .target(name: "AgentProtocol"),
+
+        .target(name: "VNCBridge"),
+        .target(name: "AudioRelay"),
+
+        .executableTarget(
+            name: "Appliance",
+            dependencies: [
+                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "GuestAgent", dependencies: ["AgentProtocol"]),
+
+        .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(
+            name: "ApplianceTests",
+            dependencies: [
+                "Appliance", "Libvirt", "AgentProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,42 @@
+import Foundation
+import Hummingbird
+
+/// Every error the API answers: `{"error": CODE, "message": TEXT}` with a fitting status.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+
+    static func badRequest(_ message: String) -> APIError { APIError(status: .badRequest, code: "bad_request", message: message) }
+    static func notFound(_ message: String) -> APIError { APIError(status: .notFound, code: "not_found", message: message) }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONBody.response(ErrorBody(error: code, message: message), status: status)
+    }
+
+    struct ErrorBody: Encodable {
+        let error: String
+        let message: String
+    }
+}
+
+/// Turns every failure into the JSON error shape: our APIErrors, Hummingbird's own (unknown
+/// route, wrong method), store lookups that found nothing, and anything unexpected (500, logged).
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as StoreError {
+            throw APIError.notFound(error.description)
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
+            throw APIError(status: error.status, code: code,
+                           message: error.body ?? "\(error.status.reasonPhrase): \(request.method) \(request.uri.path)")
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            throw APIError(status: .internalServerError, code: "internal", message: "internal error: \(error)")
+        }
+    }
+}

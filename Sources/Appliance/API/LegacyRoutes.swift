@@ -1,0 +1,45 @@
+import Hummingbird
+
+/// The six vmcloud endpoints of the seed, byte for byte: POSTs take no body; "returns nothing"
+/// is a 200 with an empty body; ids are returned as bare JSON numbers (e.g. `17`).
+struct LegacyRoutes {
+    let pool: Pool
+
+    func register(on router: Router<some RequestContext>) {
+        router.post("/set-pool-size/:min/:max/:linger") { _, context in
+            let p = context.parameters
+            let size = try InputValidation.poolSize(
+                min: try InputValidation.count(p.require("min"), "min"),
+                max: try InputValidation.count(p.require("max"), "max"),
+                lingerMs: try InputValidation.integer(p.require("linger"), "linger"))
+            try await pool.setPoolSize(size)
+            return JSONBody.empty
+        }
+        router.post("/prepare-batch/:size/:homepage") { _, context in
+            let size = try InputValidation.batchSize(InputValidation.count(context.parameters.require("size"), "size"))
+            let homepage = try InputValidation.homepage(pathSegment: context.parameters.require("homepage"))
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage)
+            return JSONBody.response(batch.id!)
+        }
+        router.post("/lock/:batch") { _, context in
+            let handle = try await pool.lock(batchId: InputValidation.id(context.parameters.require("batch"), "batch"))
+            return JSONBody.response(handle.id!)
+        }
+        router.post("/release/:vmhandle") { _, context in
+            try await pool.release(handleId: InputValidation.id(context.parameters.require("vmhandle"), "vmhandle"))
+            return JSONBody.empty
+        }
+        router.get("/handle-status/:vmhandle") { _, context in
+            let id = try InputValidation.id(context.parameters.require("vmhandle"), "vmhandle")
+            guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
+            guard handle.state == .assigned, let vmId = handle.vmId, let vm = try await pool.store.vm(vmId) else {
+                return JSONBody.response(HandleStatusView(assigned: false, vmid: nil, vm: nil))
+            }
+            return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: VMView(vm)))
+        }
+        router.post("/cancel-batch/:batch") { _, context in
+            try await pool.cancelBatch(batchId: InputValidation.id(context.parameters.require("batch"), "batch"))
+            return JSONBody.empty
+        }
+    }
+}

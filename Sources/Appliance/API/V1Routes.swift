@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+
+/// The JSON API under /v1 (described in docs/openapi.yaml): the pool operations with JSON bodies
+/// plus listings of VMs, batches, handles and events.
+struct V1Routes {
+    let pool: Pool
+    let openAPIDocument: String?
+
+    func register(on router: Router<some RequestContext>) {
+        let v1 = router.group("v1")
+        v1.get("openapi.yaml") { _, _ in
+            guard let openAPIDocument else { throw APIError.notFound("the OpenAPI document is not installed") }
+            return Response(status: .ok, headers: [.contentType: "application/yaml"],
+                            body: .init(byteBuffer: ByteBuffer(string: openAPIDocument)))
+        }
+
+        v1.get("pool") { _, _ in try await poolView() }
+        v1.put("pool") { request, _ in
+            let body = try await JSONBody.decode(PoolSizeBody.self, from: request)
+            try await pool.setPoolSize(InputValidation.poolSize(min: body.min, max: body.max, lingerMs: body.lingerMs))
+            return try await poolView()
+        }
+
+        v1.get("vms") { _, _ in
+            JSONBody.response(try await pool.store.vms().map(VMView.init))
+        }
+        v1.get("vms/:id") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            guard let vm = try await pool.store.vm(id) else { throw StoreError.vmNotFound(id) }
+            return JSONBody.response(VMView(vm))
+        }
+
+        v1.get("batches") { _, _ in
+            JSONBody.response(try await pool.store.batches().map { BatchView($0) })
+        }
+        v1.post("batches") { request, _ in
+            let body = try await JSONBody.decode(BatchBody.self, from: request)
+            let size = try InputValidation.batchSize(body.size)
+            let homepage = try InputValidation.homepage(body.homepage)
+            return JSONBody.response(BatchView(try await pool.prepareBatch(size: size, homepage: homepage)), status: .created)
+        }
+        v1.get("batches/:id") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            guard let batch = try await pool.store.batch(id) else { throw StoreError.batchNotFound(id) }
+            return JSONBody.response(BatchView(batch, handles: try await handleViews(batch: id)))
+        }
+        v1.post("batches/:id/cancel") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            try await pool.cancelBatch(batchId: id)
+            return JSONBody.response(BatchView(try await pool.store.batch(id)!))
+        }
+        v1.post("batches/:id/locks") { _, context in
+            let handle = try await pool.lock(batchId: InputValidation.id(context.parameters.require("id"), "id"))
+            return JSONBody.response(try await handleView(handle), status: .created)
+        }
+
+        v1.get("handles") { _, _ in JSONBody.response(try await handleViews(batch: nil)) }
+        v1.get("handles/:id") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
+            return JSONBody.response(try await handleView(handle))
+        }
+        v1.post("handles/:id/release") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            try await pool.release(handleId: id)
+            return JSONBody.response(try await handleView(pool.store.handle(id)!))
+        }
+
+        v1.get("events") { request, _ in
+            let query = request.uri.queryParameters
+            let after = try query.get("after").map { try InputValidation.integer($0, "after") }
+            let vm = try query.get("vm").map { try InputValidation.id($0, "vm") }
+            let limit = try query.get("limit").map { try InputValidation.count($0, "limit", max: 1000) } ?? 200
+            return JSONBody.response(try await pool.store.events(afterId: after, vm: vm, limit: limit).map(EventView.init))
+        }
+    }
+
+    private func poolView() async throws -> Response {
+        let size = try await pool.store.poolSize()
+        var counts: [String: Int] = [:]
+        for vm in try await pool.store.vms() where vm.state.isLive { counts[vm.state.rawValue, default: 0] += 1 }
+        return JSONBody.response(PoolView(min: size.min, max: size.max, lingerMs: size.lingerMs, vms: counts))
+    }
+
+    private func handleView(_ handle: HandleRecord) async throws -> HandleView {
+        guard let vmId = handle.vmId else { return HandleView(handle, vm: nil) }
+        return HandleView(handle, vm: try await pool.store.vm(vmId))
+    }
+
+    private func handleViews(batch: Int64?) async throws -> [HandleView] {
+        var views: [HandleView] = []
+        for handle in try await pool.store.handles(batch: batch) { views.append(try await handleView(handle)) }
+        return views
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+
+/// The JSON shapes the API returns. Field names are part of the contract (see docs/openapi.yaml).
+struct VMView: Encodable, Equatable {
+    let id: Int64
+    let state: String
+    let ip: String?
+    let homepage: String?
+    let batch: Int64?
+    let handle: Int64?
+    let domain: String
+    let agentVersion: String?
+    let createdAt: Date
+    let stateSince: Date
+    let lastError: String?
+
+    init(_ vm: VMRecord) {
+        id = vm.id!
+        state = vm.state.rawValue
+        ip = vm.ip
+        homepage = vm.homepage
+        batch = vm.batchId
+        handle = vm.handleId
+        domain = vm.domainName
+        agentVersion = vm.agentVersion
+        createdAt = vm.createdAt
+        stateSince = vm.stateSince
+        lastError = vm.lastError
+    }
+}
+
+/// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`.
+struct HandleStatusView: Encodable {
+    let assigned: Bool
+    let vmid: Int64?
+    let vm: VMView?
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(assigned, forKey: .assigned)
+        if assigned {
+            try container.encode(vmid, forKey: .vmid)
+            try container.encode(vm, forKey: .vm)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case assigned, vmid, vm }
+}
+
+struct HandleView: Encodable {
+    let id: Int64
+    let batch: Int64
+    let state: String
+    let vmid: Int64?
+    let vm: VMView?
+    let createdAt: Date
+    let assignedAt: Date?
+    let endedAt: Date?
+    let reason: String?
+
+    init(_ handle: HandleRecord, vm: VMRecord?) {
+        id = handle.id!
+        batch = handle.batchId
+        state = handle.state.rawValue
+        vmid = handle.state == .assigned ? handle.vmId : nil
+        self.vm = handle.state == .assigned ? vm.map(VMView.init) : nil
+        createdAt = handle.createdAt
+        assignedAt = handle.assignedAt
+        endedAt = handle.endedAt
+        reason = handle.reason
+    }
+}
+
+struct BatchView: Encodable {
+    let id: Int64
+    let size: Int
+    let homepage: String
+    let state: String
+    let granted: Int
+    let createdAt: Date
+    let handles: [HandleView]?
+
+    init(_ batch: BatchRecord, handles: [HandleView]? = nil) {
+        id = batch.id!
+        size = batch.size
+        homepage = batch.homepage
+        state = batch.state.rawValue
+        granted = batch.granted
+        createdAt = batch.createdAt
+        self.handles = handles
+    }
+}
+
+struct PoolView: Encodable {
+    let min: Int
+    let max: Int
+    let lingerMs: Int64
+    /// Live VMs per state.
+    let vms: [String: Int]
+}
+
+struct EventView: Encodable {
+    let id: Int64
+    let at: Date
+    let kind: String
+    let vm: Int64?
+    let batch: Int64?
+    let handle: Int64?
+    let message: String
+
+    init(_ event: EventRecord) {
+        id = event.id!
+        at = event.at
+        kind = event.kind
+        vm = event.vmId
+        batch = event.batchId
+        handle = event.handleId
+        message = event.message
+    }
+}
+
+struct PoolSizeBody: Decodable {
+    let min: Int
+    let max: Int
+    let lingerMs: Int64
+}
+
+struct BatchBody: Decodable {
+    let size: Int
+    let homepage: String
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the appliance: keep the VM pool and serve the API.",
+        discussion: """
+            Settings come from defaults, then --config, then flags. VMs keep running when the \
+            appliance stops; the next start adopts them (and destroys domains of its own that \
+            the store does not know).
+            """
+    )
+
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel).")
+    var config: String?
+
+    @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
+    var listen: String?
+
+    @Option(help: "Directory for the SQLite store, VM overlays and sockets; must be reachable by the libvirt-qemu user. (default: /var/lib/appliance)")
+    var stateDir: String?
+
+    @Option(help: "libvirt connection URI. (default: qemu:///system)")
+    var libvirtURI: String?
+
+    @Option(help: "Accelerator: kvm, tcg (software emulation) or auto (a probe guest must really boot under KVM). (default: auto)")
+    var accel: String?
+
+    @Option(help: "Guest image directory (disk.qcow2, optional vmlinuz/initrd.img/cmdline). (default: <state-dir>/image, built by `make serve`)")
+    var image: String?
+
+    @Option(help: "Memory per VM in MiB. (default: 2048)")
+    var memory: Int?
+
+    @Option(help: "Virtual CPUs per VM. (default: 2)")
+    var vcpus: Int?
+
+    @Option(help: "Seconds a booting VM may take to say hello before it is replaced. (default: 300)")
+    var bootTimeout: Double?
+
+    @Option(help: "Seconds to wait for a guest agent's answer to configure/reset. (default: 60)")
+    var agentTimeout: Double?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (default: info)")
+    var logLevel: String?
+
+    func resolvedConfig() throws -> ServeConfig {
+        var settings = ServeConfig()
+        if let config { try settings.apply(file: config) }
+        if let listen { try settings.setListen(listen) }
+        if let stateDir { settings.stateDir = stateDir }
+        if let libvirtURI { settings.libvirtURI = libvirtURI }
+        if let accel { try settings.setAccel(accel) }
+        if let image { settings.image = image }
+        if let memory { settings.memoryMiB = memory }
+        if let vcpus { settings.vcpus = vcpus }
+        if let bootTimeout { settings.bootTimeout = bootTimeout }
+        if let agentTimeout { settings.agentTimeout = agentTimeout }
+        if let logLevel { settings.logLevel = logLevel }
+        try settings.validate()
+        return settings
+    }
+
+    func run() async throws {
+        let settings: ServeConfig
+        do { settings = try resolvedConfig() } catch let error as ServeConfig.Invalid {
+            throw ValidationError(error.description)
+        }
+        try await ApplianceServer(config: settings).run()
+    }
+}

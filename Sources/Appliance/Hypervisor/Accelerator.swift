@@ -1,0 +1,14 @@
+import Libvirt
+
+/// How guests are run: hardware KVM or QEMU's software emulation (TCG).
+enum Accelerator: String, Sendable, CaseIterable {
+    case kvm, tcg
+
+    /// libvirt's `<domain type=...>` for this accelerator.
+    var domainType: DomainDefinition.HypervisorType { self == .kvm ? .kvm : .qemu }
+}
+
+/// What the operator asked for; `auto` is resolved by a probe boot (see AccelProbe).
+enum AcceleratorChoice: String, Sendable, CaseIterable, Codable {
+    case kvm, tcg, auto
+}

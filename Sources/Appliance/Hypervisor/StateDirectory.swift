@@ -1,0 +1,46 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The appliance's state directory: the SQLite store, VM overlays, and the run directory where
+/// QEMU binds each VM's agent and VNC sockets. QEMU runs as an unprivileged user (libvirt-qemu
+/// on Debian), so every directory on those paths must let that user through.
+struct StateDirectory: Sendable {
+    let root: String
+    var database: String { root + "/appliance.sqlite" }
+    var vmsDir: String { root + "/vms" }
+    var runDir: String { root + "/run" }
+    var defaultImage: String { root + "/image" }
+
+    struct AccessError: Error, CustomStringConvertible {
+        let path: String
+        var description: String {
+            "\(path) is not searchable by other users (mode lacks o+x); QEMU runs as libvirt-qemu and must reach the VM sockets and disks below it: chmod o+x \(path) or choose another --state-dir"
+        }
+    }
+
+    /// Creates the directories with the modes QEMU needs and checks every ancestor.
+    func prepare(qemuUser: String = "libvirt-qemu") throws {
+        let fm = FileManager.default
+        for dir in [root, vmsDir, runDir] {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            chmod(dir, 0o755)
+        }
+        if let user = getpwnam(qemuUser) {
+            // QEMU creates the sockets (it binds them), so it needs to write here.
+            chown(runDir, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
+        var path = (root as NSString).standardizingPath
+        while path != "/" && !path.isEmpty {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & S_IXOTH == 0 { throw AccessError(path: path) }
+            path = (path as NSString).deletingLastPathComponent
+        }
+    }
+
+    func overlay(vm id: Int64) -> String { "\(vmsDir)/vm\(id).qcow2" }
+    func agentSocket(vm id: Int64) -> String { "\(runDir)/vm\(id).agent.sock" }
+    func vncSocket(vm id: Int64) -> String { "\(runDir)/vm\(id).vnc.sock" }
+    func consoleLog(vm id: Int64) -> String { "\(runDir)/vm\(id).console.log" }
+}

@@ -1,0 +1,29 @@
+import Foundation
+
+struct SubprocessError: Error, CustomStringConvertible {
+    let command: [String]
+    let status: Int32
+    let output: String
+
+    var description: String {
+        "\(command.joined(separator: " ")) exited with \(status): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+    }
+}
+
+/// Runs a short external tool (qemu-img) without blocking a Swift concurrency thread: the
+/// process's termination handler resumes the caller.
+func runTool(_ executable: String, _ arguments: [String]) async throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do { try process.run() } catch { continuation.resume(throwing: error) }
+    }
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    guard status == 0 else { throw SubprocessError(command: [executable] + arguments, status: status, output: output) }
+    return output
+}

@@ -1,0 +1,289 @@
+import AgentProtocol
+import Foundation
+import Libvirt
+import Logging
+import NIOCore
+
+/// Drives the VMs towards what the store says: boots and destroys domains, talks to the agents,
+/// and turns their answers and libvirt's events into store transitions. The store is the truth
+/// for desired state, libvirt for real state; `resync` compares the two.
+actor Pool {
+    let store: Store
+    let hypervisor: Hypervisor
+    let settings: PoolSettings
+    private let group: EventLoopGroup
+    private let logger: Logger
+
+    private var sessions: [Int64: AgentSession] = [:]
+    /// VMs with a boot, configure, reset or destroy under way, so that reconcile passes and
+    /// resyncs never start a second one.
+    private var busy: Set<Int64> = []
+    private let kicks: AsyncStream<Void>
+    private let kickContinuation: AsyncStream<Void>.Continuation
+
+    init(store: Store, hypervisor: Hypervisor, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
+        self.store = store
+        self.hypervisor = hypervisor
+        self.settings = settings
+        self.group = group
+        self.logger = logger
+        (kicks, kickContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Runs until cancelled: resync with libvirt, then reconcile on every change and tick.
+    func run() async throws {
+        try await resync()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.consumeLibvirtEvents() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(self.settings.tickInterval))
+                    await self.kick()
+                }
+            }
+            group.addTask {
+                for await _ in self.kicks {
+                    await self.reconcileOnce()
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    func kick() { kickContinuation.yield() }
+
+    // MARK: - Application requests
+
+    func setPoolSize(_ size: PoolSize) async throws {
+        try await store.setPoolSize(size)
+        kick()
+    }
+
+    func prepareBatch(size: Int, homepage: String) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage)
+        kick()
+        return batch
+    }
+
+    func lock(batchId: Int64) async throws -> HandleRecord {
+        try await store.lock(batchId: batchId)
+    }
+
+    func release(handleId: Int64) async throws {
+        if case .reset(let vmId) = try await store.release(handleId: handleId) {
+            startReset(vmId)
+        }
+        kick()
+    }
+
+    func cancelBatch(batchId: Int64) async throws {
+        for vmId in try await store.cancelBatch(batchId: batchId) { startReset(vmId) }
+        kick()
+    }
+
+    // MARK: - Reconcile
+
+    private func reconcileOnce() async {
+        do {
+            for grant in try await store.grantIdleVMs() {
+                startConfigure(grant.vmId, homepage: grant.homepage)
+            }
+            let vms = try await store.vms()
+            let plan = PoolPlanner.plan(
+                size: try await store.poolSize(), vms: vms,
+                openBatches: try await store.batches().filter { $0.state == .open },
+                now: Date(), bootTimeout: settings.bootTimeout)
+            for _ in 0..<plan.boot {
+                let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
+                startBoot(vm)
+            }
+            for id in plan.bootTimedOut {
+                try await fail(id, reason: "agent did not say hello within \(Int(settings.bootTimeout)) s of boot")
+            }
+            for id in plan.destroy where try await store.transition(vm: id, from: [.idle], to: .destroying) {
+                logger.info("destroying idle VM", metadata: ["vm": "\(id)"])
+            }
+            for vm in vms where vm.state == .failed {
+                try await store.transition(vm: vm.id!, from: [.failed], to: .destroying)
+            }
+            for vm in try await store.vms() where vm.state == .destroying && !busy.contains(vm.id!) {
+                startDestroy(vm)
+            }
+        } catch {
+            logger.error("reconcile pass failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Operations on one VM (each runs as its own task, at most one per VM)
+
+    private func startBoot(_ vm: VMRecord) {
+        let id = vm.id!
+        guard busy.insert(id).inserted else { return }
+        Task {
+            do {
+                try await hypervisor.start(vm)
+                try await store.transition(vm: id, from: [.pending], to: .booting)
+                attachAgent(id)
+            } catch {
+                try? await fail(id, reason: "domain start failed: \(error)")
+            }
+            done(id)
+        }
+    }
+
+    private func startConfigure(_ id: Int64, homepage: String) {
+        guard busy.insert(id).inserted else { return }
+        Task {
+            do {
+                let reply = try await agent(id).request(AgentMessage(type: .configure, homepage: homepage, cookies: []),
+                                                        timeout: settings.agentTimeout)
+                guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
+                done(id)
+                if try await store.configured(vm: id, homepage: reply.homepage) == .mustReset { startReset(id) }
+            } catch {
+                done(id)
+                try? await fail(id, reason: "configure failed: \(error)")
+            }
+        }
+    }
+
+    private func startReset(_ id: Int64) {
+        guard busy.insert(id).inserted else { return }
+        Task {
+            do {
+                let reply = try await agent(id).request(AgentMessage(type: .reset), timeout: settings.agentTimeout)
+                guard reply.type == .resetDone else { throw AgentError.unexpectedReply(reply.type) }
+                done(id)
+                if case .configure(let homepage) = try await store.resetDone(vm: id) {
+                    startConfigure(id, homepage: homepage)
+                }
+            } catch {
+                done(id)
+                try? await fail(id, reason: "reset failed: \(error)")
+            }
+        }
+    }
+
+    private func startDestroy(_ vm: VMRecord) {
+        let id = vm.id!
+        guard busy.insert(id).inserted else { return }
+        Task {
+            await sessions.removeValue(forKey: id)?.close()
+            do {
+                try await hypervisor.destroy(vmId: id, domainName: vm.domainName)
+                try await store.transition(vm: id, from: [.destroying], to: .destroyed)
+            } catch {
+                logger.error("destroy failed; will retry", metadata: ["vm": "\(id)", "error": "\(error)"])
+            }
+            done(id)
+        }
+    }
+
+    private func done(_ id: Int64) {
+        busy.remove(id)
+        kick()
+    }
+
+    private func fail(_ id: Int64, reason: String) async throws {
+        if try await store.markFailed(vm: id, reason: reason) {
+            logger.warning("VM failed", metadata: ["vm": "\(id)", "reason": "\(reason)"])
+        }
+        kick()
+    }
+
+    // MARK: - Agents
+
+    private func agent(_ id: Int64) -> AgentSession {
+        if let session = sessions[id] { return session }
+        let session = AgentSession(
+            vmId: id, socketPath: hypervisor.state.agentSocket(vm: id), group: group, logger: logger
+        ) { [weak self] message in
+            await self?.agentMessage(id, message)
+        }
+        sessions[id] = session
+        return session
+    }
+
+    private func attachAgent(_ id: Int64) {
+        let session = agent(id)
+        Task { await session.start() }
+    }
+
+    /// Unsolicited messages from a guest. Only hello changes state; the rest is logged.
+    private func agentMessage(_ id: Int64, _ message: AgentMessage) async {
+        switch message.type {
+        case .hello:
+            do {
+                let outcome = try await store.agentHello(vm: id, ip: message.ip, agentVersion: message.agentVersion)
+                if outcome == .becameIdle {
+                    logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(message.ip ?? "-")"])
+                }
+                kick()
+            } catch {
+                logger.error("recording agent hello failed", metadata: ["vm": "\(id)", "error": "\(error)"])
+            }
+        default:
+            logger.warning("unsolicited agent message", metadata: ["vm": "\(id)", "type": "\(message.type.rawValue)", "message": "\(message.message ?? "")"])
+        }
+    }
+
+    // MARK: - libvirt: the real state
+
+    private func consumeLibvirtEvents() async {
+        for await event in hypervisor.libvirt.events {
+            switch event {
+            case .lifecycle(let domain, _, let kind, let detail):
+                guard kind == .stopped || kind == .crashed || kind == .shutdown else { continue }
+                guard let vm = try? await store.vms().first(where: { $0.domainName == domain }),
+                      vm.state.isLive else { continue }
+                try? await fail(vm.id!, reason: "domain \(kind) (libvirt detail \(detail))")
+            case .disconnected(let reason):
+                logger.error("libvirt connection lost", metadata: ["reason": "\(reason)"])
+                try? await store.record("libvirt.disconnected", reason)
+            case .reconnected:
+                logger.info("libvirt connection re-opened; resyncing")
+                try? await store.record("libvirt.reconnected", "re-reading domains")
+                do { try await resync() } catch { logger.error("resync failed", metadata: ["error": "\(error)"]) }
+            }
+        }
+    }
+
+    /// Compares the store with libvirt: adopts our running domains, restarts pending VMs, fails
+    /// VMs whose domain vanished, and destroys domains of ours that the store does not know.
+    func resync() async throws {
+        let domains = try await hypervisor.ourDomains()
+        let vms = try await store.vms()
+        let known = Set(vms.map(\.domainName))
+        for vm in vms {
+            let id = vm.id!
+            let running = domains[vm.domainName] != nil
+            switch vm.state {
+            case .pending:
+                if running {
+                    try await store.transition(vm: id, from: [.pending], to: .booting)
+                    attachAgent(id)
+                } else {
+                    startBoot(vm)
+                }
+            case .booting, .idle, .prepared, .locked:
+                if running { attachAgent(id) } else { try await fail(id, reason: "domain gone") }
+            case .preparing:
+                if running, let batchId = vm.batchId, let batch = try await store.batch(batchId) {
+                    attachAgent(id)
+                    startConfigure(id, homepage: batch.homepage)
+                } else { try await fail(id, reason: "domain gone") }
+            case .resetting:
+                if running { attachAgent(id); startReset(id) } else { try await fail(id, reason: "domain gone") }
+            case .failed, .destroying, .destroyed:
+                break
+            }
+        }
+        for (name, vmId) in domains where !known.contains(name) {
+            logger.warning("destroying orphan domain", metadata: ["domain": "\(name)"])
+            try await store.record("vm.orphan", "destroyed domain \(name) (VM id \(vmId)) that the store does not know")
+            try await hypervisor.destroy(vmId: vmId, domainName: name)
+        }
+        kick()
+    }
+}

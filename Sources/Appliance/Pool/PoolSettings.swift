@@ -1,0 +1,11 @@
+import Foundation
+
+/// Timing knobs of the pool; the defaults suit the browser image under KVM, tests shorten them.
+struct PoolSettings: Sendable {
+    /// A VM whose agent has not said hello this long after boot is failed and replaced.
+    var bootTimeout: TimeInterval = 300
+    /// Longest wait for an agent's answer to configure/reset.
+    var agentTimeout: TimeInterval = 60
+    /// The reconciler also runs this often without any trigger (linger, timeouts).
+    var tickInterval: TimeInterval = 0.5
+}

@@ -1,0 +1,280 @@
+import Foundation
+import GRDB
+
+/// Every pool state change, each one transaction that also appends its event. Transitions are
+/// conditional on the state they expect, so a late or repeated message (an agent's duplicate
+/// ack, a libvirt event for a VM already gone) changes nothing.
+extension Store {
+    // MARK: - Application requests
+
+    func setPoolSize(_ size: PoolSize) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM pool_size")
+            try size.insert(db)
+            try Store.log(db, "pool.size", "min \(size.min), max \(size.max), linger \(size.lingerMs) ms")
+        }
+    }
+
+    func createBatch(size: Int, homepage: String) async throws -> BatchRecord {
+        try await pool.write { db in
+            var batch = BatchRecord(
+                id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date())
+            try batch.insert(db)
+            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage)")
+            return batch
+        }
+    }
+
+    /// A new handle, assigned at once when the batch has a prepared VM, else queued (FIFO). On a
+    /// cancelled batch the handle is born cancelled: the lock is allowed but never assigned.
+    func lock(batchId: Int64) async throws -> HandleRecord {
+        try await pool.write { db in
+            guard let batch = try BatchRecord.fetchOne(db, key: batchId) else {
+                throw StoreError.batchNotFound(batchId)
+            }
+            let now = Date()
+            var handle = HandleRecord(
+                id: nil, batchId: batchId, state: batch.state == .open ? .waiting : .cancelled,
+                vmId: nil, createdAt: now, assignedAt: nil, endedAt: batch.state == .open ? nil : now,
+                reason: batch.state == .open ? nil : "batch cancelled")
+            try handle.insert(db)
+            try Store.log(db, "handle.created", batch: batchId, handle: handle.id, "state \(handle.state.rawValue)")
+            try Store.assignWaiting(db, batchId: batchId)
+            return try HandleRecord.fetchOne(db, key: handle.id!)!
+        }
+    }
+
+    enum ReleaseOutcome: Equatable {
+        case nothingToDo
+        /// The VM must be reset through its agent.
+        case reset(vmId: Int64)
+    }
+
+    /// Ends a handle. An assigned VM goes to `resetting`; it stays in its batch when the batch is
+    /// open and has waiting handles (it will serve the next one), else it returns to the pool.
+    func release(handleId: Int64) async throws -> ReleaseOutcome {
+        try await pool.write { db in
+            guard var handle = try HandleRecord.fetchOne(db, key: handleId) else {
+                throw StoreError.handleNotFound(handleId)
+            }
+            switch handle.state {
+            case .released, .cancelled, .lost:
+                return .nothingToDo
+            case .waiting:
+                handle.state = .released
+                handle.endedAt = Date()
+                try handle.update(db)
+                try Store.log(db, "handle.released", batch: handle.batchId, handle: handleId, "left the queue")
+                return .nothingToDo
+            case .assigned:
+                handle.state = .released
+                handle.endedAt = Date()
+                try handle.update(db)
+                guard let vmId = handle.vmId, var vm = try VMRecord.fetchOne(db, key: vmId) else {
+                    return .nothingToDo
+                }
+                let batch = try BatchRecord.fetchOne(db, key: handle.batchId)
+                let waiting = try HandleRecord
+                    .filter(Column("batchId") == handle.batchId && Column("state") == HandleState.waiting.rawValue)
+                    .fetchCount(db)
+                vm.batchId = (batch?.state == .open && waiting > 0) ? handle.batchId : nil
+                vm.handleId = nil
+                try Store.move(db, &vm, to: .resetting)
+                try Store.log(db, "handle.released", vm: vmId, batch: handle.batchId, handle: handleId,
+                              vm.batchId == nil ? "VM returns to the pool after reset" : "VM serves a waiting handle after reset")
+                return .reset(vmId: vmId)
+            }
+        }
+    }
+
+    /// No new locks; waiting handles end cancelled; prepared VMs not yet locked go back to the
+    /// pool through a reset. Locked VMs stay with their handles. Returns the VMs to reset.
+    func cancelBatch(batchId: Int64) async throws -> [Int64] {
+        try await pool.write { db in
+            guard var batch = try BatchRecord.fetchOne(db, key: batchId) else {
+                throw StoreError.batchNotFound(batchId)
+            }
+            guard batch.state == .open else { return [] }
+            batch.state = .cancelled
+            try batch.update(db)
+            let now = Date()
+            try db.execute(
+                sql: "UPDATE handle SET state = 'cancelled', endedAt = ?, reason = 'batch cancelled' WHERE batchId = ? AND state = 'waiting'",
+                arguments: [now, batchId])
+            var toReset: [Int64] = []
+            for var vm in try VMRecord.filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue).fetchAll(db) {
+                vm.batchId = nil
+                try Store.move(db, &vm, to: .resetting)
+                toReset.append(vm.id!)
+            }
+            try Store.log(db, "batch.cancelled", batch: batchId, "\(toReset.count) prepared VM(s) return to the pool")
+            return toReset
+        }
+    }
+
+    // MARK: - VM lifecycle
+
+    /// Reserves a new VM row; its domain name derives from its id, so a crash between this and
+    /// the domain's creation can never produce a second domain for it.
+    func insertPendingVM(domainPrefix: String) async throws -> VMRecord {
+        try await pool.write { db in
+            let now = Date()
+            var vm = VMRecord(
+                id: nil, domainName: "\(domainPrefix)-pending-\(UUID().uuidString)", state: .pending,
+                batchId: nil, handleId: nil, ip: nil, agentVersion: nil, homepage: nil,
+                createdAt: now, stateSince: now, idleSince: nil, lastError: nil)
+            try vm.insert(db)
+            vm.domainName = "\(domainPrefix)-vm\(vm.id!)"
+            try vm.update(db)
+            try Store.log(db, "vm.pending", vm: vm.id, "domain \(vm.domainName)")
+            return vm
+        }
+    }
+
+    @discardableResult
+    func transition(vm id: Int64, from: Set<VMState>, to state: VMState, error: String? = nil) async throws -> Bool {
+        try await pool.write { db in
+            guard var vm = try VMRecord.fetchOne(db, key: id), from.contains(vm.state) else { return false }
+            if let error { vm.lastError = error }
+            try Store.move(db, &vm, to: state)
+            return true
+        }
+    }
+
+    enum HelloOutcome: Equatable { case becameIdle, updated, unknownVM }
+
+    /// The agent said hello: a booting VM becomes idle; any other live VM just updates its data.
+    func agentHello(vm id: Int64, ip: String?, agentVersion: String?) async throws -> HelloOutcome {
+        try await pool.write { db in
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.isLive else { return .unknownVM }
+            vm.ip = ip
+            vm.agentVersion = agentVersion
+            if vm.state == .booting || vm.state == .pending {
+                vm.batchId = nil
+                try Store.move(db, &vm, to: .idle)
+                return .becameIdle
+            }
+            try vm.update(db)
+            return .updated
+        }
+    }
+
+    /// Hands idle pool VMs to open batches below their size, oldest batch first. Returns each
+    /// VM with the homepage it must now be configured with.
+    func grantIdleVMs() async throws -> [(vmId: Int64, homepage: String)] {
+        try await pool.write { db in
+            var idle = try VMRecord
+                .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil)
+                .order(Column("id")).fetchAll(db)
+            var grants: [(Int64, String)] = []
+            let batches = try BatchRecord.filter(Column("state") == BatchState.open.rawValue && Column("granted") < Column("size"))
+                .order(Column("id")).fetchAll(db)
+            for var batch in batches {
+                while batch.granted < batch.size, !idle.isEmpty {
+                    var vm = idle.removeFirst()
+                    vm.batchId = batch.id
+                    vm.homepage = nil
+                    try Store.move(db, &vm, to: .preparing)
+                    batch.granted += 1
+                    grants.append((vm.id!, batch.homepage))
+                }
+                try batch.update(db)
+            }
+            return grants
+        }
+    }
+
+    enum ConfiguredOutcome: Equatable { case prepared, mustReset, ignored }
+
+    /// The agent applied the batch's homepage. If the batch was cancelled meanwhile, the VM goes
+    /// back to the pool through a reset.
+    func configured(vm id: Int64, homepage: String?) async throws -> ConfiguredOutcome {
+        try await pool.write { db in
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .preparing else { return .ignored }
+            vm.homepage = homepage
+            let batch = try vm.batchId.flatMap { try BatchRecord.fetchOne(db, key: $0) }
+            guard let batch, batch.state == .open else {
+                vm.batchId = nil
+                try Store.move(db, &vm, to: .resetting)
+                return .mustReset
+            }
+            try Store.move(db, &vm, to: .prepared)
+            try Store.assignWaiting(db, batchId: batch.id!)
+            return .prepared
+        }
+    }
+
+    enum ResetOutcome: Equatable {
+        case ignored
+        case idle
+        /// Serve the batch's waiting handles: configure with this homepage.
+        case configure(homepage: String)
+    }
+
+    func resetDone(vm id: Int64) async throws -> ResetOutcome {
+        try await pool.write { db in
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .resetting else { return .ignored }
+            vm.homepage = nil
+            if let batchId = vm.batchId, let batch = try BatchRecord.fetchOne(db, key: batchId), batch.state == .open {
+                try Store.move(db, &vm, to: .preparing)
+                return .configure(homepage: batch.homepage)
+            }
+            vm.batchId = nil
+            try Store.move(db, &vm, to: .idle)
+            return .idle
+        }
+    }
+
+    /// The VM is unusable (its domain died, its agent failed). A handle holding it is lost.
+    func markFailed(vm id: Int64, reason: String) async throws -> Bool {
+        try await pool.write { db in
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.isLive else { return false }
+            if let handle = try HandleRecord
+                .filter(Column("vmId") == id && Column("state") == HandleState.assigned.rawValue).fetchOne(db) {
+                try db.execute(
+                    sql: "UPDATE handle SET state = 'lost', endedAt = ?, reason = ? WHERE id = ?",
+                    arguments: [Date(), "VM \(id) failed: \(reason)", handle.id])
+                try Store.log(db, "handle.lost", vm: id, batch: handle.batchId, handle: handle.id, reason)
+            }
+            vm.lastError = reason
+            vm.handleId = nil
+            try Store.move(db, &vm, to: .failed)
+            return true
+        }
+    }
+
+    // MARK: - Shared steps inside a transaction
+
+    /// Sets a VM's state, keeps the idle clock and appends the event.
+    static func move(_ db: Database, _ vm: inout VMRecord, to state: VMState) throws {
+        let from = vm.state
+        vm.state = state
+        vm.stateSince = Date()
+        vm.idleSince = (state == .idle && vm.batchId == nil) ? vm.stateSince : nil
+        try vm.update(db)
+        let detail = vm.lastError.map { state == .failed ? ": \($0)" : "" } ?? ""
+        try log(db, "vm.\(state.rawValue)", vm: vm.id, batch: vm.batchId, handle: vm.handleId,
+                "\(from.rawValue) -> \(state.rawValue)\(detail)")
+    }
+
+    /// Pairs the batch's waiting handles (FIFO) with its prepared VMs.
+    static func assignWaiting(_ db: Database, batchId: Int64) throws {
+        let waiting = try HandleRecord
+            .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
+            .order(Column("id")).fetchAll(db)
+        guard !waiting.isEmpty else { return }
+        var prepared = try VMRecord
+            .filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue)
+            .order(Column("stateSince"), Column("id")).fetchAll(db)
+        for var handle in waiting {
+            guard !prepared.isEmpty else { break }
+            var vm = prepared.removeFirst()
+            handle.state = .assigned
+            handle.vmId = vm.id
+            handle.assignedAt = Date()
+            try handle.update(db)
+            vm.handleId = handle.id
+            try move(db, &vm, to: .locked)
+        }
+    }
+}
