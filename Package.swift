@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "Appliance", "Libvirt", "AgentProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
     ],

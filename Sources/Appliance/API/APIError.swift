@@ -30,6 +30,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as StoreError {
             throw APIError.notFound(error.description)
+        } catch let error as AgentError {
+            throw APIError(status: .badGateway, code: "agent_error", message: error.description)
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
             throw APIError(status: error.status, code: code,

@@ -30,6 +30,11 @@ struct V1Routes {
             guard let vm = try await pool.store.vm(id) else { throw StoreError.vmNotFound(id) }
             return JSONBody.response(VMView(vm))
         }
+        v1.get("vms/:id/agent") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let state = try await pool.agentState(vm: id)
+            return JSONBody.response(AgentStateView(homepage: state.homepage, ip: state.ip, agentVersion: state.agentVersion))
+        }
 
         v1.get("batches") { _, _ in
             JSONBody.response(try await pool.store.batches().map { BatchView($0) })

@@ -129,3 +129,10 @@ struct BatchBody: Decodable {
     let size: Int
     let homepage: String
 }
+
+/// What a guest agent reports it has applied (GET /v1/vms/{id}/agent).
+struct AgentStateView: Encodable {
+    let homepage: String?
+    let ip: String?
+    let agentVersion: String?
+}

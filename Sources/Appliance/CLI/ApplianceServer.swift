@@ -35,11 +35,7 @@ struct ApplianceServer {
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
-        let router = Router()
-        router.add(middleware: JSONErrorMiddleware())
-        LegacyRoutes(pool: pool).register(on: router)
-        V1Routes(pool: pool, openAPIDocument: OpenAPIDocument.load()).register(on: router)
-
+        let router = Self.router(pool: pool)
         let runningLogger = logger
         let app = Application(
             router: router,
@@ -51,6 +47,17 @@ struct ApplianceServer {
             logger: logger)
         try await app.runService()
         await libvirt.close()
+    }
+}
+
+extension ApplianceServer {
+    /// Every route of the API over one pool.
+    static func router(pool: Pool) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        LegacyRoutes(pool: pool).register(on: router)
+        V1Routes(pool: pool, openAPIDocument: OpenAPIDocument.load()).register(on: router)
+        return router
     }
 }
 

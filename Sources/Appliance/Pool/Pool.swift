@@ -82,6 +82,15 @@ actor Pool {
         kick()
     }
 
+    /// Asks a VM's agent what it has applied right now (the guest's own view, not the store's).
+    func agentState(vm id: Int64) async throws -> AgentMessage {
+        guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
+        guard vm.state.isLive, vm.state != .pending else {
+            throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
+        }
+        return try await agent(id).request(AgentMessage(type: .status), timeout: 10)
+    }
+
     // MARK: - Reconcile
 
     private func reconcileOnce() async {

@@ -1,0 +1,49 @@
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdTesting
+import Libvirt
+import Logging
+import NIOPosix
+@testable import Appliance
+
+/// The real router over a real store and libvirt's own test driver (test:///default): enough for
+/// request handling that boots nothing. Tests that boot guests run the real binary instead.
+struct APIHarness {
+    let pool: Pool
+    let directory: String
+    let libvirt: LibvirtClient
+
+    init() async throws {
+        directory = try makeTemporaryDirectory("api")
+        let state = StateDirectory(root: directory)
+        try state.prepare()
+        let store = try Store(path: state.database)
+        libvirt = LibvirtClient(uri: "test:///default")
+        try await libvirt.connect()
+        let image = GuestImage(directory: directory, disk: directory + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil)
+        let hypervisor = Hypervisor(
+            libvirt: libvirt, state: state, image: image, accelerator: .tcg, instanceId: store.instanceId,
+            memoryMiB: 128, vcpus: 1, logger: Logger(label: "test"))
+        pool = Pool(store: store, hypervisor: hypervisor, settings: PoolSettings(), group: MultiThreadedEventLoopGroup.singleton,
+                    logger: Logger(label: "test"))
+    }
+
+    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let app = Application(router: ApplianceServer.router(pool: pool))
+        try await app.test(.router, body)
+        await libvirt.close()
+    }
+
+    /// Every row of every table, to prove that a rejected request changed nothing.
+    func snapshot() async throws -> [String] {
+        try await pool.store.pool.read { db in
+            var rows: [String] = []
+            for table in ["pool_size", "batch", "handle", "vm", "event", "meta"] {
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") { rows.append("\(table): \(row)") }
+            }
+            return rows
+        }
+    }
+}

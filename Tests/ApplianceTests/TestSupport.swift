@@ -1,0 +1,33 @@
+import Foundation
+@testable import Appliance
+
+/// A fresh directory that QEMU (user libvirt-qemu) can traverse, removed by the caller.
+func makeTemporaryDirectory(_ label: String) throws -> String {
+    let path = "/var/tmp/vmcloud-test-\(label)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                            attributes: [.posixPermissions: 0o755])
+    return path
+}
+
+func makeStore() throws -> (Store, String) {
+    let dir = try makeTemporaryDirectory("store")
+    return (try Store(path: dir + "/appliance.sqlite"), dir)
+}
+
+/// Drives a VM row through the agent's hello, as the pool does when a guest comes up.
+func makeIdleVM(_ store: Store) async throws -> Int64 {
+    let vm = try await store.insertPendingVM(domainPrefix: "vmcloud-test")
+    try await store.transition(vm: vm.id!, from: [.pending], to: .booting)
+    _ = try await store.agentHello(vm: vm.id!, ip: "10.0.2.15", agentVersion: "test")
+    return vm.id!
+}
+
+/// The repository root, found from this file's path.
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+    }
+    fatalError("Package.swift not found above \(#filePath)")
+}()

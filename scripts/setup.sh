@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Makes this host ready to build, test and serve: installs missing Debian packages and starts
+# virtlogd and libvirtd when they are not running. Safe to run again and again.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "[setup] must run as root (installs packages, starts libvirtd)" >&2
+    exit 1
+fi
+
+packages=(
+    # hypervisor
+    libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
+    # building the test image
+    cpio busybox-static
+    # building the appliance
+    pkg-config libsqlite3-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    log "packages present"
+fi
+
+# No init system starts the daemons on these machines; start what is missing.
+if ! pgrep -x virtlogd >/dev/null; then
+    log "starting virtlogd"
+    virtlogd -d
+fi
+if ! pgrep -x libvirtd >/dev/null; then
+    log "starting libvirtd"
+    libvirtd -d
+fi
+for _ in $(seq 1 50); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.2
+done
+virsh -c qemu:///system version >/dev/null || { echo "[setup] libvirtd does not answer on qemu:///system" >&2; exit 1; }
+log "libvirt ready: $(virsh -c qemu:///system version | awk '/library/{print $4}'), QEMU $(qemu-system-x86_64 --version | awk 'NR==1{print $4}')"
