@@ -31,6 +31,15 @@ else
     log "packages present"
 fi
 
+# Without udev, /dev/kvm keeps the kernel's root:root 0600 instead of Debian's root:kvm 0660.
+# libvirt then finds KVM "enabled when probing but not available now" for the qemu user and
+# re-probes QEMU's capabilities on every call, so domain starts hang. Restore Debian's mode.
+if [ -c /dev/kvm ] && [ "$(stat -c '%G:%a' /dev/kvm)" != "kvm:660" ] && getent group kvm >/dev/null; then
+    log "setting /dev/kvm to root:kvm 0660 (as Debian's udev rule would)"
+    chgrp kvm /dev/kvm
+    chmod 0660 /dev/kvm
+fi
+
 # No init system starts the daemons on these machines; start what is missing.
 if ! pgrep -x virtlogd >/dev/null; then
     log "starting virtlogd"

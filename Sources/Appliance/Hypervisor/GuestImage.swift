@@ -25,7 +25,8 @@ struct GuestImage: Sendable, Equatable {
 
     static func load(directory: String) throws -> GuestImage {
         let fm = FileManager.default
-        let dir = (directory as NSString).standardizingPath
+        // Absolute: QEMU resolves the overlay's backing path relative to the overlay, not to us.
+        let dir = URL(fileURLWithPath: directory).standardizedFileURL.path
         let disk = dir + "/disk.qcow2"
         guard fm.fileExists(atPath: disk) else { throw LoadError.missing(dir) }
         func optional(_ name: String) -> String? {

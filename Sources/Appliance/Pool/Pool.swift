@@ -18,6 +18,10 @@ actor Pool {
     /// VMs with a boot, configure, reset or destroy under way, so that reconcile passes and
     /// resyncs never start a second one.
     private var busy: Set<Int64> = []
+    /// Consecutive boot failures and the time before which no new VM is booted: a broken image
+    /// or host must not turn into a storm of doomed domains.
+    private var bootFailures = 0
+    private var bootPausedUntil = Date.distantPast
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
@@ -103,11 +107,12 @@ actor Pool {
                 size: try await store.poolSize(), vms: vms,
                 openBatches: try await store.batches().filter { $0.state == .open },
                 now: Date(), bootTimeout: settings.bootTimeout)
-            for _ in 0..<plan.boot {
+            for _ in 0..<(Date() >= bootPausedUntil ? plan.boot : 0) {
                 let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
                 startBoot(vm)
             }
             for id in plan.bootTimedOut {
+                bootFailed()
                 try await fail(id, reason: "agent did not say hello within \(Int(settings.bootTimeout)) s of boot")
             }
             for id in plan.destroy where try await store.transition(vm: id, from: [.idle], to: .destroying) {
@@ -135,6 +140,7 @@ actor Pool {
                 try await store.transition(vm: id, from: [.pending], to: .booting)
                 attachAgent(id)
             } catch {
+                bootFailed()
                 try? await fail(id, reason: "domain start failed: \(error)")
             }
             done(id)
@@ -189,6 +195,14 @@ actor Pool {
         }
     }
 
+    /// Backs off new boots: 1 s after the first failure, doubling up to a minute.
+    private func bootFailed() {
+        bootFailures += 1
+        let delay = min(60, pow(2, Double(bootFailures - 1)))
+        bootPausedUntil = Date().addingTimeInterval(delay)
+        logger.warning("pausing boots after a failure", metadata: ["failures": "\(bootFailures)", "seconds": "\(delay)"])
+    }
+
     private func done(_ id: Int64) {
         busy.remove(id)
         kick()
@@ -226,6 +240,7 @@ actor Pool {
             do {
                 let outcome = try await store.agentHello(vm: id, ip: message.ip, agentVersion: message.agentVersion)
                 if outcome == .becameIdle {
+                    bootFailures = 0
                     logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(message.ip ?? "-")"])
                 }
                 kick()
