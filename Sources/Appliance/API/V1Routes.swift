@@ -85,7 +85,7 @@ struct V1Routes {
         let size = try await pool.store.poolSize()
         var counts: [String: Int] = [:]
         for vm in try await pool.store.vms() where vm.state.isLive { counts[vm.state.rawValue, default: 0] += 1 }
-        return JSONBody.response(PoolView(min: size.min, max: size.max, lingerMs: size.lingerMs, vms: counts))
+        return JSONBody.response(PoolView(instance: pool.store.instanceId, min: size.min, max: size.max, lingerMs: size.lingerMs, vms: counts))
     }
 
     private func handleView(_ handle: HandleRecord) async throws -> HandleView {

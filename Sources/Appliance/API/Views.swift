@@ -92,6 +92,8 @@ struct BatchView: Encodable {
 }
 
 struct PoolView: Encodable {
+    /// This appliance's id; its domains are named `vmcloud-<instance>-vm<id>`.
+    let instance: String
     let min: Int
     let max: Int
     let lingerMs: Int64

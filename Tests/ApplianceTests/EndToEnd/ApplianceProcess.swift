@@ -1,0 +1,172 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `appliance` binary serving on loopback, against real libvirt (qemu:///system, TCG)
+/// and the test image. Its log goes to a file that failures print.
+final class ApplianceProcess: @unchecked Sendable {
+    let stateDir: String
+    let port: Int
+    let logPath: String
+    private var process: Process?
+
+    static var binary: String { repositoryRoot + "/.build/debug/appliance" }
+    static var testImage: String { repositoryRoot + "/images/test/out" }
+
+    init(stateDir: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw Failure("\(Self.binary) missing: run `swift build` (make test does)")
+        }
+        guard FileManager.default.fileExists(atPath: Self.testImage + "/initrd.img") else {
+            throw Failure("test image missing in \(Self.testImage): run `make test-image`")
+        }
+        self.stateDir = stateDir
+        self.port = try Self.freePort()
+        self.logPath = stateDir + ".log"
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts the binary and waits until the API answers.
+    func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = [
+            "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
+            "--image", Self.testImage, "--memory", "256", "--vcpus", "1",
+            "--boot-timeout", "120", "--agent-timeout", "30", "--log-level", "debug",
+        ]
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let client = HTTPTestClient(baseURL: baseURL)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let (status, _) = try? await client.get("/v1/pool"), status == 200 { return }
+            guard process.isRunning else { throw Failure("appliance exited at start:\n\(logTail())") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw Failure("appliance did not answer within 30 s:\n\(logTail())")
+    }
+
+    /// SIGKILL: no cleanup, no graceful shutdown.
+    func kill9() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    func logTail(_ lines: Int = 60) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw Failure("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A plain HTTP client (URLSession) for the API.
+struct HTTPTestClient: Sendable {
+    let baseURL: String
+
+    func request(_ method: String, _ path: String) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    func get(_ path: String) async throws -> (Int, Data) { try await request("GET", path) }
+    func post(_ path: String) async throws -> (Int, Data) { try await request("POST", path) }
+
+    /// GET a JSON document, requiring a 200.
+    func json(_ path: String) async throws -> Any {
+        let (status, data) = try await get(path)
+        guard status == 200 else { throw ApplianceProcess.Failure("GET \(path): \(status) \(String(decoding: data, as: UTF8.self))") }
+        return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    /// POST, requiring a 200, returning the body as text.
+    func postOK(_ path: String) async throws -> String {
+        let (status, data) = try await post(path)
+        let body = String(decoding: data, as: UTF8.self)
+        guard status == 200 else { throw ApplianceProcess.Failure("POST \(path): \(status) \(body)") }
+        return body
+    }
+
+    func vms() async throws -> [[String: Any]] { try await json("/v1/vms") as! [[String: Any]] }
+    func handleStatus(_ handle: String) async throws -> [String: Any] { try await json("/handle-status/\(handle)") as! [String: Any] }
+}
+
+/// Polls until `condition` holds, failing with `what` after `timeout` seconds.
+func eventually(_ what: String, timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    throw ApplianceProcess.Failure("timed out after \(Int(timeout)) s waiting for: \(what)")
+}
+
+/// libvirt's own list of domains, for comparing the appliance's view with the truth.
+func virshDomainNames(prefix: String) throws -> Set<String> {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
+    process.arguments = ["-c", "qemu:///system", "list", "--all", "--name"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw ApplianceProcess.Failure("virsh list failed") }
+    return Set(output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) })
+}
+
+/// Destroys every domain whose name starts with `prefix` (test cleanup, even after a failure).
+func virshDestroyAll(prefix: String) {
+    for name in (try? virshDomainNames(prefix: prefix)) ?? [] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
+        process.arguments = ["-c", "qemu:///system", "destroy", name]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+/// The vmcloud scenario on real QEMU guests (TCG) through the real binary and its HTTP API.
+/// Serialized: each test boots several guests on a 2-core machine.
+@Suite(.serialized) struct PoolScenarioTests {
+    static let homepage = "http://example.test/start?a=1&b=two"
+    static var encodedHomepage: String { homepage.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
+
+    @Test func theVmcloudScenario() async throws {
+        let dir = try makeTemporaryDirectory("e2e")
+        let appliance = try ApplianceProcess(stateDir: dir + "/state")
+        try await appliance.start()
+        let api = HTTPTestClient(baseURL: appliance.baseURL)
+        let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
+        let prefix = "vmcloud-\(instance)-"
+        defer {
+            appliance.stop()
+            virshDestroyAll(prefix: prefix)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        do {
+            try await scenario(api, prefix: prefix)
+        } catch {
+            Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail())")
+        }
+    }
+
+    func scenario(_ api: HTTPTestClient, prefix: String) async throws {
+        func live() async throws -> [[String: Any]] { try await api.vms().filter { $0["state"] as? String != "destroyed" } }
+
+        // set-pool-size 2/3/5000: two VMs boot and their agents say hello.
+        #expect(try await api.postOK("/set-pool-size/2/3/5000") == "")
+        try await eventually("two idle VMs", timeout: 120) {
+            try await live().filter { $0["state"] as? String == "idle" }.count == 2
+        }
+        #expect(try await live().count == 2, "min is 2 and nothing asks for more")
+        for vm in try await live() { #expect((vm["ip"] as? String)?.isEmpty == false, "agent reported an IP") }
+
+        // prepare-batch 2: both VMs are configured by their agents.
+        let batch = try await api.postOK("/prepare-batch/2/\(Self.encodedHomepage)")
+        #expect(Int(batch) != nil)
+        let h1 = try await api.postOK("/lock/\(batch)")
+        let h2 = try await api.postOK("/lock/\(batch)")
+        var assigned: [String: Int] = [:]
+        try await eventually("two locks assigned", timeout: 60) {
+            for h in [h1, h2] where assigned[h] == nil {
+                let status = try await api.handleStatus(h)
+                if status["assigned"] as? Bool == true { assigned[h] = status["vmid"] as? Int }
+            }
+            return assigned.count == 2
+        }
+        #expect(Set(assigned.values).count == 2, "two distinct VMs")
+        for (h, vmid) in assigned {
+            let status = try await api.handleStatus(h)
+            let vm = status["vm"] as! [String: Any]
+            #expect(vm["homepage"] as? String == Self.homepage)
+            #expect(vm["state"] as? String == "locked")
+            #expect(vm["batch"] as? Int == Int(batch))
+            // The guest's own view, asked live through its agent.
+            let agent = try await api.json("/v1/vms/\(vmid)/agent") as! [String: Any]
+            #expect(agent["homepage"] as? String == Self.homepage)
+        }
+
+        // A third lock waits: the batch has 0 VMs remaining.
+        let h3 = try await api.postOK("/lock/\(batch)")
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await api.handleStatus(h3)["assigned"] as? Bool == false)
+        #expect(try await live().count == 2, "a waiting handle boots nothing: the batch already has its size")
+
+        // Releasing h1 resets its VM, which then serves h3.
+        let vmOfH1 = assigned[h1]!
+        #expect(try await api.postOK("/release/\(h1)") == "")
+        try await eventually("h3 assigned after the reset", timeout: 60) {
+            try await api.handleStatus(h3)["assigned"] as? Bool == true
+        }
+        #expect(try await api.handleStatus(h3)["vmid"] as? Int == vmOfH1)
+        #expect(try await api.handleStatus(h1)["assigned"] as? Bool == false)
+        let kinds = (try await api.json("/v1/events?vm=\(vmOfH1)&limit=50") as! [[String: Any]])
+            .reversed().compactMap { $0["kind"] as? String }.filter { $0.hasPrefix("vm.") }
+        let tail = Array(kinds.drop { $0 != "vm.resetting" })
+        #expect(tail.prefix(4) == ["vm.resetting", "vm.preparing", "vm.prepared", "vm.locked"], "\(kinds)")
+
+        // cancel-batch: a new lock is never assigned.
+        #expect(try await api.postOK("/cancel-batch/\(batch)") == "")
+        let h4 = try await api.postOK("/lock/\(batch)")
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await api.handleStatus(h4)["assigned"] as? Bool == false)
+        #expect((try await api.json("/v1/handles/\(h4)") as! [String: Any])["state"] as? String == "cancelled")
+
+        // Release all: the VMs return to the pool with a clean slate.
+        for h in [h2, h3, h4] { #expect(try await api.postOK("/release/\(h)") == "") }
+        try await eventually("both VMs idle in no batch", timeout: 60) {
+            let vms = try await live()
+            return vms.count == 2 && vms.allSatisfy { $0["state"] as? String == "idle" && $0["batch"] == nil }
+        }
+        for vm in try await live() {
+            let agent = try await api.json("/v1/vms/\(vm["id"] as! Int)/agent") as! [String: Any]
+            #expect(agent["homepage"] == nil, "the guest kept no homepage after reset")
+        }
+
+        // With min 1, the VM above min is destroyed once it idled longer than linger (2 s).
+        let lowered = Date()
+        #expect(try await api.postOK("/set-pool-size/1/3/2000") == "")
+        try await eventually("one VM left", timeout: 30) { try await live().count == 1 }
+        #expect(Date().timeIntervalSince(lowered) >= 1.5, "not before linger")
+
+        // The appliance's view matches libvirt's.
+        try await eventually("virsh agrees", timeout: 20) {
+            let ours = Set(try await live().compactMap { $0["domain"] as? String })
+            return try virshDomainNames(prefix: prefix) == ours
+        }
+
+        // Scale to zero: every domain goes.
+        #expect(try await api.postOK("/set-pool-size/0/0/0") == "")
+        try await eventually("no VMs", timeout: 30) { try await live().isEmpty && (try virshDomainNames(prefix: prefix)).isEmpty }
+    }
+}
