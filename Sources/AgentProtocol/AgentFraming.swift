@@ -24,7 +24,7 @@ extension AgentMessage {
     /// One line of JSON, newline-terminated.
     public func encodedLine() -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding a struct of strings and numbers cannot fail.
         var bytes = [UInt8](try! encoder.encode(self))
         bytes.append(UInt8(ascii: "\n"))
@@ -56,8 +56,17 @@ extension AgentMessage {
         try bounded(message, "message", max: 4096)
         if let cookies {
             guard cookies.count <= 64 else { throw .invalid("more than 64 cookies") }
+            // Together they must fit in one line with room for the rest of the message.
+            let total = cookies.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + $1.domain.utf8.count + ($1.path?.utf8.count ?? 0) }
+            guard total <= agentMaxLineBytes / 2 else { throw .invalid("cookies total more than \(agentMaxLineBytes / 2) bytes") }
             for cookie in cookies {
                 guard !cookie.name.isEmpty else { throw .invalid("cookie without a name") }
+                // RFC 6265 allows no control characters, quotes or backslashes in cookies; this
+                // also keeps JSON escaping from growing a message past the line limit.
+                for field in [cookie.name, cookie.value, cookie.domain, cookie.path ?? ""]
+                where field.unicodeScalars.contains(where: { $0.value < 0x20 || $0 == "\"" || $0 == "\\" || $0.value == 0x7f }) {
+                    throw .invalid("cookie fields must not contain control characters, quotes or backslashes")
+                }
                 try bounded(cookie.name, "cookie name", max: 256)
                 try bounded(cookie.value, "cookie value", max: 4096)
                 try bounded(cookie.domain, "cookie domain", max: 256)

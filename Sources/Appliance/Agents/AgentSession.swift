@@ -118,7 +118,9 @@ actor AgentSession {
 
     private func attach(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         writer = outbound
-        // The guest's own hello may have been sent before anyone listened: ask again.
+        // The guest's own hello may have been sent before anyone listened: ask again. The
+        // leading newline ends any half line a previous connection left in the guest's buffer.
+        Task { try? await outbound.write(ByteBuffer(string: "\n")) }
         send(AgentMessage(type: .hello))
         let waiters = connectedWaiters
         connectedWaiters = []

@@ -1,0 +1,79 @@
+// The browser the agent drives. This issue ships only a file-backed implementation: it keeps
+// what a real browser would apply, so the host <-> guest protocol can be tested end to end.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import AgentProtocol
+
+protocol Browser {
+    /// Applies a homepage and cookies; returns the homepage now in effect, as read back.
+    func configure(homepage: String, cookies: [Cookie]) throws -> String?
+    /// Back to a clean slate: no homepage, no cookies.
+    func reset() throws
+    /// The homepage in effect, nil after a reset or before any configure.
+    func currentHomepage() throws -> String?
+}
+
+/// What FileBrowser persists.
+struct BrowserState: Codable, Equatable {
+    var homepage: String
+    var cookies: [Cookie]
+}
+
+struct FileBrowser: Browser {
+    let path: String
+
+    func configure(homepage: String, cookies: [Cookie]) throws -> String? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = [UInt8](try encoder.encode(BrowserState(homepage: homepage, cookies: cookies)))
+        try writeAtomically(bytes)
+        // Report what is really on disk, not what we meant to write.
+        return try load()?.homepage
+    }
+
+    func reset() throws {
+        if unlink(path) != 0 && errno != ENOENT { throw SystemError.errno("unlink \(path)") }
+    }
+
+    func currentHomepage() throws -> String? {
+        try load()?.homepage
+    }
+
+    private func load() throws -> BrowserState? {
+        guard let bytes = try readFile(path) else { return nil }
+        do {
+            return try JSONDecoder().decode(BrowserState.self, from: Data(bytes))
+        } catch {
+            throw SystemError(description: "\(path) is not a valid state file: \(error)")
+        }
+    }
+
+    /// Temp file + fsync + rename: a crash or power cut leaves the old state or the new one,
+    /// never a torn file.
+    private func writeAtomically(_ bytes: [UInt8]) throws {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]))
+        }
+        let temp = "\(path).tmp.\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError.errno("open \(temp)") }
+        do {
+            try writeAll(fd, bytes, what: temp)
+            guard fsync(fd) == 0 else { throw SystemError.errno("fsync \(temp)") }
+            guard close(fd) == 0 else { throw SystemError.errno("close \(temp)") }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, path) == 0 else {
+            let failure = SystemError.errno("rename \(temp) -> \(path)")
+            unlink(temp)
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// Encoding, decoding and validation of single messages.
+import Testing
+@testable import AgentProtocol
+
+/// One valid message per kind. The exhaustive switch makes a new kind fail to compile here
+/// until it gets a test sample.
+func sample(_ kind: AgentMessage.Kind) -> AgentMessage {
+    let cookie = Cookie(name: "sid", value: "a=b; c", domain: "example.org", path: "/")
+    switch kind {
+    case .hello: return AgentMessage(type: .hello, agentVersion: "1.2.3", ip: "10.0.2.15")
+    case .configure:
+        return AgentMessage(type: .configure, id: 7, homepage: "https://example.org/é?q=\"x\"\n", cookies: [cookie])
+    case .configured: return AgentMessage(type: .configured, id: 7, homepage: "https://example.org/")
+    case .reset: return AgentMessage(type: .reset, id: 8)
+    case .resetDone: return AgentMessage(type: .resetDone, id: 8)
+    case .status: return AgentMessage(type: .status, id: 9)
+    case .state: return AgentMessage(type: .state, id: 9, ip: "10.0.2.15", homepage: "https://example.org/")
+    case .ping: return AgentMessage(type: .ping, id: UInt64.max)
+    case .pong: return AgentMessage(type: .pong, id: UInt64.max)
+    case .error: return AgentMessage(type: .error, id: nil, message: "boom")
+    }
+}
+
+let allKinds: [AgentMessage.Kind] = [
+    .hello, .configure, .configured, .reset, .resetDone, .status, .state, .ping, .pong, .error,
+]
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+@Suite struct AgentMessageTests {
+    @Test(arguments: allKinds)
+    func roundTrip(kind: AgentMessage.Kind) throws {
+        let message = sample(kind)
+        let line = message.encodedLine()
+        #expect(line.last == UInt8(ascii: "\n"))
+        // Exactly one newline: strings with newlines must be escaped, or framing breaks.
+        #expect(line.filter { $0 == UInt8(ascii: "\n") }.count == 1)
+        #expect(try AgentMessage.decode(line: line.dropLast()) == message)
+    }
+
+    @Test func wireNamesAreStable() throws {
+        let line = String(decoding: sample(.resetDone).encodedLine(), as: UTF8.self)
+        #expect(line == #"{"id":8,"type":"reset_done","v":1}"# + "\n")
+        let decoded = try AgentMessage.decode(line: bytes(#"{"v":1,"type":"hello"}"#))
+        #expect(decoded == AgentMessage(type: .hello))
+    }
+
+    @Test(arguments: [AgentMessage.Kind.configure, .configured, .reset, .resetDone, .status, .state, .ping, .pong])
+    func missingIDIsRejected(kind: AgentMessage.Kind) {
+        var message = sample(kind)
+        message.id = nil
+        #expect(throws: AgentProtocolError.invalid("\(kind.rawValue) needs an id")) {
+            try AgentMessage.decode(line: message.encodedLine().dropLast())
+        }
+    }
+
+    @Test func configureNeedsAHomepage() {
+        for homepage in [nil, ""] as [String?] {
+            var message = sample(.configure)
+            message.homepage = homepage
+            #expect(throws: AgentProtocolError.invalid("configure needs a homepage")) {
+                try message.validate()
+            }
+        }
+    }
+
+    @Test func wrongVersionIsRejected() {
+        #expect(throws: AgentProtocolError.unsupportedVersion(2)) {
+            try AgentMessage.decode(line: bytes(#"{"v":2,"type":"ping","id":1}"#))
+        }
+        #expect(throws: AgentProtocolError.unsupportedVersion(0)) {
+            try AgentMessage.decode(line: bytes(#"{"v":0,"type":"hello"}"#))
+        }
+    }
+
+    @Test(arguments: [
+        "", "not json", "{}", #"{"type":"ping","id":1}"#, #"{"v":1,"type":"launch","id":1}"#,
+        #"{"v":1,"type":"ping","id":-1}"#, #"{"v":1,"type":"ping","id":"1"}"#, #"[1,2]"#,
+        #"{"v":1,"type":"configure","id":1,"homepage":"x","cookies":[{"name":"a"}]}"#,
+    ])
+    func malformedLinesAreRejected(line: String) {
+        #expect {
+            try AgentMessage.decode(line: bytes(line))
+        } throws: { error in
+            guard case .malformed = error as? AgentProtocolError else { return false }
+            return true
+        }
+    }
+
+    @Test func oversizeStringsAreRejected() {
+        let cases: [(AgentMessage, String)] = [
+            (AgentMessage(type: .hello, agentVersion: String(repeating: "v", count: 65)), "agentVersion longer than 64 bytes"),
+            (AgentMessage(type: .hello, ip: String(repeating: "1", count: 65)), "ip longer than 64 bytes"),
+            (AgentMessage(type: .configure, id: 1, homepage: String(repeating: "h", count: 8193)), "homepage longer than 8192 bytes"),
+            (AgentMessage(type: .error, message: String(repeating: "m", count: 4097)), "message longer than 4096 bytes"),
+            // Bytes, not characters: 2049 two-byte characters are 4098 bytes.
+            (AgentMessage(type: .error, message: String(repeating: "é", count: 2049)), "message longer than 4096 bytes"),
+        ]
+        for (message, why) in cases {
+            #expect(throws: AgentProtocolError.invalid(why)) { try message.validate() }
+        }
+    }
+
+    @Test func limitsAreInclusiveAndAValidMessageFitsOnOneLine() throws {
+        // 64 cookies of 500 bytes: every per-cookie bound and the total bound at their largest.
+        let cookies = (0..<64).map { Cookie(name: "c\($0)", value: String(repeating: "x", count: 500 - 2 - "c\($0)".count), domain: "dd") }
+        let message = AgentMessage(type: .configure, id: 1, homepage: String(repeating: "h", count: 8192), cookies: cookies)
+        try message.validate()
+        #expect(message.encodedLine().count <= agentMaxLineBytes)
+        // One byte more in total is refused: a valid message always fits in one line.
+        var over = cookies
+        over[0].value += String(repeating: "x", count: agentMaxLineBytes / 2 - 64 * 500 + 1)
+        #expect(throws: AgentProtocolError.invalid("cookies total more than \(agentMaxLineBytes / 2) bytes")) {
+            try AgentMessage(type: .configure, id: 1, homepage: "https://a/", cookies: over).validate()
+        }
+    }
+
+    @Test func cookieRulesAreEnforced() {
+        func configure(_ cookies: [Cookie]) -> AgentMessage {
+            AgentMessage(type: .configure, id: 1, homepage: "https://example.org/", cookies: cookies)
+        }
+        let ok = Cookie(name: "n", value: "v", domain: "example.org")
+        let cases: [([Cookie], String)] = [
+            (Array(repeating: ok, count: 65), "more than 64 cookies"),
+            ([Cookie(name: "", value: "v", domain: "d")], "cookie without a name"),
+            ([Cookie(name: String(repeating: "n", count: 257), value: "v", domain: "d")], "cookie name longer than 256 bytes"),
+            ([Cookie(name: "n", value: String(repeating: "v", count: 4097), domain: "d")], "cookie value longer than 4096 bytes"),
+            ([Cookie(name: "n", value: "v", domain: String(repeating: "d", count: 257))], "cookie domain longer than 256 bytes"),
+            ([Cookie(name: "n", value: "v", domain: "d", path: String(repeating: "/", count: 1025))], "cookie path longer than 1024 bytes"),
+        ]
+        for (cookies, why) in cases {
+            #expect(throws: AgentProtocolError.invalid(why)) { try configure(cookies).validate() }
+        }
+    }
+
+    @Test func decodeRejectsOverlongLineBeforeParsing() {
+        let line = [UInt8](repeating: UInt8(ascii: "x"), count: agentMaxLineBytes + 1)
+        #expect(throws: AgentProtocolError.lineTooLong(agentMaxLineBytes + 1)) {
+            try AgentMessage.decode(line: line)
+        }
+    }
+}
