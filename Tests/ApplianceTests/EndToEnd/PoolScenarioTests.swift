@@ -115,4 +115,50 @@ import Testing
         #expect(try await api.postOK("/set-pool-size/0/0/0") == "")
         try await eventually("no VMs", timeout: 30) { try await live().isEmpty && (try virshDomainNames(prefix: prefix)).isEmpty }
     }
+
+    /// A guest's QEMU killed under a locked handle: libvirt's lifecycle event (no polling) marks
+    /// the VM failed and the handle lost within seconds, and the pool boots a replacement.
+    @Test func aCrashedGuestIsNoticedThroughLibvirtEvents() async throws {
+        let dir = try makeTemporaryDirectory("crash")
+        let appliance = try ApplianceProcess(stateDir: dir + "/state")
+        try await appliance.start()
+        let api = HTTPTestClient(baseURL: appliance.baseURL)
+        let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
+        defer {
+            appliance.stop()
+            virshDestroyAll(prefix: "vmcloud-\(instance)-")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        do {
+            _ = try await api.postOK("/set-pool-size/1/2/60000")
+            let batch = try await api.postOK("/prepare-batch/1/http%3A%2F%2Fexample.test%2F")
+            let handle = try await api.postOK("/lock/\(batch)")
+            try await eventually("lock assigned", timeout: 120) { try await api.handleStatus(handle)["assigned"] as? Bool == true }
+            let vm = try await api.handleStatus(handle)["vm"] as! [String: Any]
+            let domain = vm["domain"] as! String
+
+            let pkill = Process()
+            pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            pkill.arguments = ["-KILL", "-f", "guest=\(domain),"]
+            try pkill.run()
+            pkill.waitUntilExit()
+            #expect(pkill.terminationStatus == 0, "a QEMU process for \(domain) was killed")
+            let killed = Date()
+
+            try await eventually("handle lost", timeout: 10) {
+                (try await api.json("/v1/handles/\(handle)") as! [String: Any])["state"] as? String == "lost"
+            }
+            #expect(Date().timeIntervalSince(killed) < 3, "noticed through the lifecycle event, not a slow poll")
+            let lost = try await api.json("/v1/handles/\(handle)") as! [String: Any]
+            #expect((lost["reason"] as? String)?.contains("domain") == true, "\(lost)")
+            #expect(try await api.handleStatus(handle)["assigned"] as? Bool == false)
+            try await eventually("a replacement VM is idle", timeout: 120) {
+                try await api.vms().contains { $0["state"] as? String == "idle" && $0["id"] as? Int != vm["id"] as? Int }
+            }
+            let old = try await api.json("/v1/vms/\(vm["id"] as! Int)") as! [String: Any]
+            #expect(["failed", "destroying", "destroyed"].contains(old["state"] as? String ?? ""))
+        } catch {
+            Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail())")
+        }
+    }
 }
