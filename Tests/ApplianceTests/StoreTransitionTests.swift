@@ -34,9 +34,8 @@ import Testing
     @Test func releasedVMServesTheNextWaitingHandleThenReturnsToThePool() async throws {
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let batch = try await store.createBatch(size: 1, homepage: "http://a.test/")
-        let vm = try await makeIdleVM(store)
-        _ = try await store.grantIdleVMs()
+        let (batch, vms) = try await makeGrantedBatch(store, size: 1)
+        let vm = vms[0]
         _ = try await store.configured(vm: vm, homepage: "http://a.test/")
         let h1 = try await store.lock(batchId: batch.id!)
         #expect(h1.state == .assigned && h1.vmId == vm)
@@ -62,10 +61,8 @@ import Testing
     @Test func cancelEndsWaitersReturnsPreparedVMsAndKeepsLockedOnes() async throws {
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let batch = try await store.createBatch(size: 2, homepage: "http://a.test/")
-        let vm1 = try await makeIdleVM(store)
-        let vm2 = try await makeIdleVM(store)
-        _ = try await store.grantIdleVMs()
+        let (batch, vms) = try await makeGrantedBatch(store, size: 2)
+        let (vm1, vm2) = (vms[0], vms[1])
         _ = try await store.configured(vm: vm1, homepage: "http://a.test/")
         _ = try await store.configured(vm: vm2, homepage: "http://a.test/")
         let locked = try await store.lock(batchId: batch.id!)
@@ -88,10 +85,8 @@ import Testing
     @Test func preparedVMsOfACancelledBatchAreResetBackToThePool() async throws {
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let batch = try await store.createBatch(size: 2, homepage: "http://a.test/")
-        let vm1 = try await makeIdleVM(store)
-        let vm2 = try await makeIdleVM(store)
-        _ = try await store.grantIdleVMs()
+        let (batch, vms) = try await makeGrantedBatch(store, size: 2)
+        let (vm1, vm2) = (vms[0], vms[1])
         _ = try await store.configured(vm: vm1, homepage: "http://a.test/")
         #expect(try await store.cancelBatch(batchId: batch.id!) == [vm1])
         // vm2 was still preparing: its late ack sends it to a reset instead.
@@ -103,9 +98,8 @@ import Testing
     @Test func failedVMLosesItsHandle() async throws {
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let batch = try await store.createBatch(size: 1, homepage: "http://a.test/")
-        let vm = try await makeIdleVM(store)
-        _ = try await store.grantIdleVMs()
+        let (batch, vms) = try await makeGrantedBatch(store, size: 1)
+        let vm = vms[0]
         _ = try await store.configured(vm: vm, homepage: "http://a.test/")
         let handle = try await store.lock(batchId: batch.id!)
         #expect(try await store.markFailed(vm: vm, reason: "domain crashed"))

@@ -31,3 +31,13 @@ let repositoryRoot: String = {
     }
     fatalError("Package.swift not found above \(#filePath)")
 }()
+
+/// A batch of `size` with `size` idle VMs granted to it (state `preparing`).
+func makeGrantedBatch(_ store: Store, size: Int, homepage: String = "http://a.test/") async throws -> (BatchRecord, [Int64]) {
+    let batch = try await store.createBatch(size: size, homepage: homepage)
+    var vms: [Int64] = []
+    for _ in 0..<size { vms.append(try await makeIdleVM(store)) }
+    let granted = try await store.grantIdleVMs().map(\.vmId)
+    precondition(granted == vms, "grants go to the new batch in VM order")
+    return (batch, vms)
+}

@@ -257,18 +257,17 @@ extension Store {
                 "\(from.rawValue) -> \(state.rawValue)\(detail)")
     }
 
-    /// Pairs the batch's waiting handles (FIFO) with its prepared VMs.
+    /// Pairs the batch's waiting handles (FIFO) with its prepared VMs. Reads the (short) list
+    /// of prepared VMs first, so that a lock on a batch with a long queue stays cheap.
     static func assignWaiting(_ db: Database, batchId: Int64) throws {
-        let waiting = try HandleRecord
-            .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
-            .order(Column("id")).fetchAll(db)
-        guard !waiting.isEmpty else { return }
-        var prepared = try VMRecord
+        let prepared = try VMRecord
             .filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue)
             .order(Column("stateSince"), Column("id")).fetchAll(db)
-        for var handle in waiting {
-            guard !prepared.isEmpty else { break }
-            var vm = prepared.removeFirst()
+        guard !prepared.isEmpty else { return }
+        let waiting = try HandleRecord
+            .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
+            .order(Column("id")).limit(prepared.count).fetchAll(db)
+        for (var handle, var vm) in zip(waiting, prepared) {
             handle.state = .assigned
             handle.vmId = vm.id
             handle.assignedAt = Date()

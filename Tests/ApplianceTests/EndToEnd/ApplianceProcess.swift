@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -168,5 +169,39 @@ func virshDestroyAll(prefix: String) {
         process.standardError = FileHandle.nullDevice
         try? process.run()
         process.waitUntilExit()
+    }
+}
+
+/// One running appliance for a test: its process, an API client, its instance id and domain
+/// prefix, and a scratch directory.
+struct ApplianceRun {
+    let appliance: ApplianceProcess
+    let api: HTTPTestClient
+    let instance: String
+    let directory: String
+    var prefix: String { "vmcloud-\(instance)-" }
+
+    /// VMs that are not destroyed.
+    func live() async throws -> [[String: Any]] { try await api.vms().filter { $0["state"] as? String != "destroyed" } }
+}
+
+/// Starts an appliance on a fresh state directory, runs `body`, and always cleans up: stops the
+/// process, destroys its domains, removes its files. A failure carries the appliance's log.
+func withAppliance(_ label: String, _ body: (ApplianceRun) async throws -> Void) async throws {
+    let dir = try makeTemporaryDirectory(label)
+    let appliance = try ApplianceProcess(stateDir: dir + "/state")
+    try await appliance.start()
+    let api = HTTPTestClient(baseURL: appliance.baseURL)
+    let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
+    let run = ApplianceRun(appliance: appliance, api: api, instance: instance, directory: dir)
+    defer {
+        appliance.stop()
+        virshDestroyAll(prefix: run.prefix)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+    do {
+        try await body(run)
+    } catch {
+        Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail(120))")
     }
 }

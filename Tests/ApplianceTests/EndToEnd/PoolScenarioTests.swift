@@ -8,26 +8,11 @@ import Testing
     static var encodedHomepage: String { homepage.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
 
     @Test func theVmcloudScenario() async throws {
-        let dir = try makeTemporaryDirectory("e2e")
-        let appliance = try ApplianceProcess(stateDir: dir + "/state")
-        try await appliance.start()
-        let api = HTTPTestClient(baseURL: appliance.baseURL)
-        let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
-        let prefix = "vmcloud-\(instance)-"
-        defer {
-            appliance.stop()
-            virshDestroyAll(prefix: prefix)
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        do {
-            try await scenario(api, prefix: prefix)
-        } catch {
-            Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail())")
-        }
+        try await withAppliance("e2e") { run in try await scenario(run) }
     }
 
-    func scenario(_ api: HTTPTestClient, prefix: String) async throws {
-        func live() async throws -> [[String: Any]] { try await api.vms().filter { $0["state"] as? String != "destroyed" } }
+    func scenario(_ run: ApplianceRun) async throws {
+        let (api, prefix, live) = (run.api, run.prefix, run.live)
 
         // set-pool-size 2/3/5000: two VMs boot and their agents say hello.
         #expect(try await api.postOK("/set-pool-size/2/3/5000") == "")
@@ -119,17 +104,8 @@ import Testing
     /// A guest's QEMU killed under a locked handle: libvirt's lifecycle event (no polling) marks
     /// the VM failed and the handle lost within seconds, and the pool boots a replacement.
     @Test func aCrashedGuestIsNoticedThroughLibvirtEvents() async throws {
-        let dir = try makeTemporaryDirectory("crash")
-        let appliance = try ApplianceProcess(stateDir: dir + "/state")
-        try await appliance.start()
-        let api = HTTPTestClient(baseURL: appliance.baseURL)
-        let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
-        defer {
-            appliance.stop()
-            virshDestroyAll(prefix: "vmcloud-\(instance)-")
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        do {
+        try await withAppliance("crash") { run in
+            let api = run.api
             _ = try await api.postOK("/set-pool-size/1/2/60000")
             let batch = try await api.postOK("/prepare-batch/1/http%3A%2F%2Fexample.test%2F")
             let handle = try await api.postOK("/lock/\(batch)")
@@ -157,8 +133,6 @@ import Testing
             }
             let old = try await api.json("/v1/vms/\(vm["id"] as! Int)") as! [String: Any]
             #expect(["failed", "destroying", "destroyed"].contains(old["state"] as? String ?? ""))
-        } catch {
-            Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail())")
         }
     }
 }

@@ -5,26 +5,11 @@ import Testing
 /// VMs, batches and handles, no duplicate domains, orphans destroyed, no VM with two handles.
 @Suite(.serialized) struct RestartTests {
     @Test func killNineDuringBootAndDuringResetThenRestart() async throws {
-        let dir = try makeTemporaryDirectory("restart")
-        let appliance = try ApplianceProcess(stateDir: dir + "/state")
-        try await appliance.start()
-        let api = HTTPTestClient(baseURL: appliance.baseURL)
-        let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
-        let prefix = "vmcloud-\(instance)-"
-        defer {
-            appliance.stop()
-            virshDestroyAll(prefix: prefix)
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        do {
-            try await scenario(appliance, api, instance: instance, prefix: prefix, dir: dir)
-        } catch {
-            Issue.record("\(error)\n--- appliance log ---\n\(appliance.logTail(120))")
-        }
+        try await withAppliance("restart") { run in try await scenario(run) }
     }
 
-    func scenario(_ appliance: ApplianceProcess, _ api: HTTPTestClient, instance: String, prefix: String, dir: String) async throws {
-        func live() async throws -> [[String: Any]] { try await api.vms().filter { $0["state"] as? String != "destroyed" } }
+    func scenario(_ run: ApplianceRun) async throws {
+        let (appliance, api, prefix, live) = (run.appliance, run.api, run.prefix, run.live)
         func checkInvariants() async throws {
             let vms = try await live()
             let names = vms.compactMap { $0["domain"] as? String }
@@ -65,7 +50,7 @@ import Testing
 
         // 3. While it is down, a domain of ours that the store does not know appears.
         let orphan = prefix + "vm999999"
-        try createOrphanDomain(name: orphan, instance: instance, dir: dir)
+        try createOrphanDomain(name: orphan, instance: run.instance, dir: run.directory)
         #expect(try virshDomainNames(prefix: prefix).contains(orphan))
 
         try await appliance.start()
