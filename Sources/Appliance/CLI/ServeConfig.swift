@@ -26,6 +26,20 @@ struct ServeConfig: Equatable, Sendable {
         "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel",
     ]
 
+    /// The config file's shape; JSONDecoder checks each value's type.
+    private struct File: Decodable {
+        var listen: String?
+        var stateDir: String?
+        var libvirtURI: String?
+        var accel: String?
+        var image: String?
+        var memoryMiB: Int?
+        var vcpus: Int?
+        var bootTimeout: Double?
+        var agentTimeout: Double?
+        var logLevel: String?
+    }
+
     /// Applies a JSON config file. Unknown keys and wrong types are errors, not silently ignored.
     mutating func apply(file path: String) throws {
         let data: Data
@@ -35,31 +49,28 @@ struct ServeConfig: Equatable, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw Invalid(description: "config file \(path) is not a JSON object")
         }
-        for key in object.keys where !Self.fileKeys.contains(key) {
+        for key in object.keys.sorted() where !Self.fileKeys.contains(key) {
             throw Invalid(description: "config file \(path): unknown key '\(key)' (known: \(Self.fileKeys.joined(separator: ", ")))")
         }
-        func string(_ key: String) throws -> String? {
-            guard let value = object[key] else { return nil }
-            guard let s = value as? String else { throw Invalid(description: "config file \(path): '\(key)' must be a string") }
-            return s
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch DecodingError.typeMismatch(let type, let context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw Invalid(description: "config file \(path): '\(key)' must be a \(type == String.self ? "string" : "number")")
+        } catch {
+            throw Invalid(description: "config file \(path): \(error)")
         }
-        func number(_ key: String) throws -> Double? {
-            guard let value = object[key] else { return nil }
-            guard let n = value as? NSNumber, !(value is Bool) else {
-                throw Invalid(description: "config file \(path): '\(key)' must be a number")
-            }
-            return n.doubleValue
-        }
-        if let v = try string("listen") { try setListen(v) }
-        if let v = try string("stateDir") { stateDir = v }
-        if let v = try string("libvirtURI") { libvirtURI = v }
-        if let v = try string("accel") { try setAccel(v) }
-        if let v = try string("image") { image = v }
-        if let v = try number("memoryMiB") { memoryMiB = Int(v) }
-        if let v = try number("vcpus") { vcpus = Int(v) }
-        if let v = try number("bootTimeout") { bootTimeout = v }
-        if let v = try number("agentTimeout") { agentTimeout = v }
-        if let v = try string("logLevel") { logLevel = v }
+        if let v = file.listen { try setListen(v) }
+        if let v = file.stateDir { stateDir = v }
+        if let v = file.libvirtURI { libvirtURI = v }
+        if let v = file.accel { try setAccel(v) }
+        if let v = file.image { image = v }
+        if let v = file.memoryMiB { memoryMiB = v }
+        if let v = file.vcpus { vcpus = v }
+        if let v = file.bootTimeout { bootTimeout = v }
+        if let v = file.agentTimeout { agentTimeout = v }
+        if let v = file.logLevel { logLevel = v }
     }
 
     mutating func setListen(_ value: String) throws {

@@ -21,7 +21,7 @@ struct AccelProbe {
         case .kvm: return .kvm
         case .tcg: return .tcg
         case .auto:
-            let verdict = await probeKVM()
+            let verdict = await probe(.kvm)
             switch verdict {
             case .success:
                 return .kvm
@@ -32,33 +32,38 @@ struct AccelProbe {
         }
     }
 
-    /// Boots a throwaway KVM domain; success means the kernel banner appeared before the deadline.
-    func probeKVM() async -> Result<Void, Failure> {
-        guard FileManager.default.fileExists(atPath: "/dev/kvm") else { return .failure(Failure(description: "/dev/kvm does not exist")) }
+    /// Boots a throwaway domain under `accelerator`; success means the kernel banner appeared
+    /// on the serial console before the deadline.
+    func probe(_ accelerator: Accelerator) async -> Result<Void, Failure> {
+        if accelerator == .kvm, !FileManager.default.fileExists(atPath: "/dev/kvm") {
+            return .failure(Failure(description: "/dev/kvm does not exist"))
+        }
         guard let kernel = image.kernel else {
             return .failure(Failure(description: "the image has no kernel to probe with (direct kernel boot needed)"))
         }
-        let name = "vmcloud-kvm-probe-\(UUID().uuidString.prefix(8).lowercased())"
+        let name = "vmcloud-\(accelerator.rawValue)-probe-\(UUID().uuidString.prefix(8).lowercased())"
         let log = "\(state.runDir)/\(name).console.log"
         let definition = DomainDefinition(
-            name: name, type: Accelerator.kvm.domainType, memoryMiB: 256, vcpus: 1,
+            name: name, type: accelerator.domainType, memoryMiB: 256, vcpus: 1,
             kernelBoot: .init(kernelPath: kernel, cmdline: "console=ttyS0 panic=-1"),
             userNetwork: false, serialLogPath: log, videoModel: nil)
         defer { try? FileManager.default.removeItem(atPath: log) }
         do {
             _ = try await libvirt.createTransientDomain(xml: definition.xml())
         } catch {
-            return .failure(Failure(description: "libvirt refused a KVM domain: \(error)"))
+            return .failure(Failure(description: "libvirt refused a \(accelerator.rawValue) domain: \(error)"))
         }
-        defer { Task { [libvirt] in _ = try? await libvirt.destroyDomain(name: name) } }
         let start = Date()
-        while Date().timeIntervalSince(start) < deadline {
-            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.contains("Linux version") {
-                logger.info("KVM probe booted", metadata: ["seconds": "\(String(format: "%.1f", Date().timeIntervalSince(start)))"])
-                return .success(())
-            }
-            try? await Task.sleep(for: .milliseconds(200))
+        var booted = false
+        while !booted, Date().timeIntervalSince(start) < deadline {
+            booted = (try? String(contentsOfFile: log, encoding: .utf8))?.contains("Linux version") == true
+            if !booted { try? await Task.sleep(for: .milliseconds(200)) }
         }
-        return .failure(Failure(description: "a KVM guest printed nothing within \(Int(deadline)) s"))
+        _ = try? await libvirt.destroyDomain(name: name)
+        if booted {
+            logger.info("probe guest booted", metadata: ["accel": "\(accelerator.rawValue)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(start)))"])
+            return .success(())
+        }
+        return .failure(Failure(description: "a \(accelerator.rawValue) guest printed nothing within \(Int(deadline)) s"))
     }
 }
