@@ -6,7 +6,9 @@ struct SubprocessError: Error, CustomStringConvertible {
     let output: String
 
     var description: String {
-        "\(command.joined(separator: " ")) exited with \(status): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+        // One line, so that the log stays one line per event.
+        let lines = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return "\(command.joined(separator: " ")) exited with \(status): \(lines.joined(separator: " | "))"
     }
 }
 

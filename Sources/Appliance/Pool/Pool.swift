@@ -8,9 +8,9 @@ import NIOCore
 /// and turns their answers and libvirt's events into store transitions. The store is the truth
 /// for desired state, libvirt for real state; `resync` compares the two.
 actor Pool {
-    let store: Store
-    let hypervisor: Hypervisor
-    let settings: PoolSettings
+    nonisolated let store: Store
+    nonisolated let hypervisor: Hypervisor
+    nonisolated let settings: PoolSettings
     private let group: EventLoopGroup
     private let logger: Logger
 
