@@ -54,4 +54,4 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 virsh -c qemu:///system version >/dev/null || { echo "[setup] libvirtd does not answer on qemu:///system" >&2; exit 1; }
-log "libvirt ready: $(virsh -c qemu:///system version | awk '/library/{print $4}'), QEMU $(qemu-system-x86_64 --version | awk 'NR==1{print $4}')"
+log "libvirt ready: libvirt $(virsh -c qemu:///system version | awk '/Using library/{print $NF}'), QEMU $(qemu-system-x86_64 --version | awk 'NR==1{print $4}')"
