@@ -4,6 +4,10 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// Largest base64 `data` in one `blob` message: 48 KiB of base64 (36 KiB of bytes) leaves the
+/// rest of the line for the other fields.
+public let agentMaxBlobChunkBase64 = 48 * 1024
+
 public enum AgentProtocolError: Error, Equatable, CustomStringConvertible {
     case lineTooLong(Int)
     case malformed(String)
@@ -54,6 +58,16 @@ extension AgentMessage {
         try bounded(ip, "ip", max: 64)
         try bounded(homepage, "homepage", max: 8192)
         try bounded(message, "message", max: 4096)
+        try bounded(url, "url", max: 8192)
+        try bounded(title, "title", max: 1024)
+        try bounded(data, "data", max: agentMaxBlobChunkBase64)
+        if let history {
+            guard history.count <= 1000 else { throw .invalid("history longer than 1000 entries") }
+            for entry in history { try bounded(entry, "history entry", max: 8192) }
+        }
+        if let expires = cookies?.compactMap(\.expires).first(where: { !$0.isFinite || $0 < 0 }) {
+            throw .invalid("cookie expiry \(expires) is not a time")
+        }
         if let cookies {
             guard cookies.count <= 64 else { throw .invalid("more than 64 cookies") }
             // Together they must fit in one line with room for the rest of the message.
@@ -77,9 +91,24 @@ extension AgentMessage {
         case .configure:
             guard id != nil else { throw .invalid("configure needs an id") }
             guard let homepage, !homepage.isEmpty else { throw .invalid("configure needs a homepage") }
-        case .configured, .resetDone, .state, .pong, .reset, .status, .ping:
+        case .configured, .resetDone, .state, .pong, .reset, .status, .ping, .navigated:
             guard id != nil else { throw .invalid("\(type.rawValue) needs an id") }
-        case .hello, .error:
+        case .navigate:
+            guard id != nil else { throw .invalid("navigate needs an id") }
+            guard let url, !url.isEmpty else { throw .invalid("navigate needs a url") }
+        case .page:
+            guard page != nil, let url, !url.isEmpty, time != nil else { throw .invalid("page needs page, url and time") }
+            for part in BlobPart.allCases {
+                let size = (part == .screenshot ? screenshotBytes : mhtmlBytes) ?? -1
+                guard (0...part.maxBytes).contains(size) else {
+                    throw .invalid("page \(part.rawValue)Bytes must be 0...\(part.maxBytes)")
+                }
+            }
+        case .blob:
+            guard page != nil, part != nil, let offset, offset >= 0, data != nil, final != nil else {
+                throw .invalid("blob needs page, part, offset >= 0, data and final")
+            }
+        case .hello, .error, .browserCrashed:
             break
         }
     }

@@ -34,8 +34,25 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         case state
         case ping
         case pong
+        /// Host -> guest: load `url` in the browser. Guest -> host: `navigated` once loaded.
+        case navigate
+        case navigated
+        /// Guest -> host, unsolicited: a top-level page finished loading (`page` numbers it,
+        /// per agent run); its screenshot and MHTML follow as `blob` chunks of the announced sizes.
+        case page
+        case blob
+        /// Guest -> host, unsolicited: the browser died; the agent restarts it.
+        case browserCrashed = "browser_crashed"
         /// Either direction: the request with `id` failed (or a line could not be understood).
         case error
+    }
+
+    /// The two captures sent for every page.
+    public enum BlobPart: String, Codable, Sendable, CaseIterable {
+        case screenshot, mhtml
+
+        /// Largest capture the host accepts.
+        public var maxBytes: Int { self == .screenshot ? 16 << 20 : 32 << 20 }
     }
 
     public var v: Int
@@ -47,10 +64,31 @@ public struct AgentMessage: Codable, Sendable, Equatable {
     public var homepage: String?
     public var cookies: [Cookie]?
     public var message: String?
+    /// navigate, page: the URL.
+    public var url: String?
+    /// page: the document title.
+    public var title: String?
+    /// page, blob: the page number this capture belongs to.
+    public var page: UInt64?
+    /// page: when it loaded, milliseconds since the Unix epoch (guest clock).
+    public var time: Int64?
+    /// page: sizes of the captures that follow.
+    public var screenshotBytes: Int?
+    public var mhtmlBytes: Int?
+    /// blob: which capture, where this chunk starts, its bytes (base64), and whether it is the last.
+    public var part: BlobPart?
+    public var offset: Int?
+    public var data: String?
+    public var final: Bool?
+    /// state: the browser's session history (URLs), oldest first.
+    public var history: [String]?
 
     public init(
         type: Kind, id: UInt64? = nil, agentVersion: String? = nil, ip: String? = nil,
-        homepage: String? = nil, cookies: [Cookie]? = nil, message: String? = nil
+        homepage: String? = nil, cookies: [Cookie]? = nil, message: String? = nil,
+        url: String? = nil, title: String? = nil, page: UInt64? = nil, time: Int64? = nil,
+        screenshotBytes: Int? = nil, mhtmlBytes: Int? = nil, part: BlobPart? = nil, offset: Int? = nil,
+        data: String? = nil, final: Bool? = nil, history: [String]? = nil
     ) {
         self.v = agentProtocolVersion
         self.type = type
@@ -60,20 +98,39 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         self.homepage = homepage
         self.cookies = cookies
         self.message = message
+        self.url = url
+        self.title = title
+        self.page = page
+        self.time = time
+        self.screenshotBytes = screenshotBytes
+        self.mhtmlBytes = mhtmlBytes
+        self.part = part
+        self.offset = offset
+        self.data = data
+        self.final = final
+        self.history = history
     }
 }
 
-/// A browser cookie to install with `configure`.
+/// A browser cookie to install with `configure` (the fields of CDP's Network.setCookie).
 public struct Cookie: Codable, Sendable, Equatable {
     public var name: String
     public var value: String
     public var domain: String
     public var path: String?
+    public var secure: Bool?
+    public var httpOnly: Bool?
+    /// Expiry in seconds since the Unix epoch; nil for a session cookie.
+    public var expires: Double?
 
-    public init(name: String, value: String, domain: String, path: String? = nil) {
+    public init(name: String, value: String, domain: String, path: String? = nil,
+                secure: Bool? = nil, httpOnly: Bool? = nil, expires: Double? = nil) {
         self.name = name
         self.value = value
         self.domain = domain
         self.path = path
+        self.secure = secure
+        self.httpOnly = httpOnly
+        self.expires = expires
     }
 }

@@ -66,7 +66,9 @@ struct MessageHandler {
             // Never answer an error with an error: two peers could bounce them forever.
             log("host reported an error: \(message.message ?? "(no message)")")
             return nil
-        case .configured, .resetDone, .state, .pong:
+        case .navigate:
+            return errorReply(id: id, "navigate is not supported by this browser")
+        case .configured, .resetDone, .state, .pong, .navigated, .page, .blob, .browserCrashed:
             return errorReply(id: id, "\(message.type.rawValue) is a guest-to-host message")
         }
     }

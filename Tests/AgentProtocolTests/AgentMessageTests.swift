@@ -18,11 +18,20 @@ func sample(_ kind: AgentMessage.Kind) -> AgentMessage {
     case .ping: return AgentMessage(type: .ping, id: UInt64.max)
     case .pong: return AgentMessage(type: .pong, id: UInt64.max)
     case .error: return AgentMessage(type: .error, id: nil, message: "boom")
+    case .navigate: return AgentMessage(type: .navigate, id: 10, url: "http://10.0.2.2:8000/two")
+    case .navigated: return AgentMessage(type: .navigated, id: 10)
+    case .page:
+        return AgentMessage(type: .page, url: "http://10.0.2.2:8000/two", title: "Two", page: 3,
+                            time: 1_790_000_000_000, screenshotBytes: 12345, mhtmlBytes: 678)
+    case .blob:
+        return AgentMessage(type: .blob, page: 3, part: .mhtml, offset: 0, data: "TUlNRQ==", final: true)
+    case .browserCrashed: return AgentMessage(type: .browserCrashed, message: "chromium exited with 139")
     }
 }
 
 let allKinds: [AgentMessage.Kind] = [
     .hello, .configure, .configured, .reset, .resetDone, .status, .state, .ping, .pong, .error,
+    .navigate, .navigated, .page, .blob, .browserCrashed,
 ]
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
@@ -138,5 +147,35 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(throws: AgentProtocolError.lineTooLong(agentMaxLineBytes + 1)) {
             try AgentMessage.decode(line: line)
         }
+    }
+
+    @Test func pageAndBlobFieldsAreChecked() {
+        var page = sample(.page)
+        page.screenshotBytes = AgentMessage.BlobPart.screenshot.maxBytes + 1
+        #expect(throws: AgentProtocolError.self) { try page.validate() }
+        page = sample(.page)
+        page.mhtmlBytes = -1
+        #expect(throws: AgentProtocolError.self) { try page.validate() }
+        page = sample(.page)
+        page.time = nil
+        #expect(throws: AgentProtocolError.invalid("page needs page, url and time")) { try page.validate() }
+        var blob = sample(.blob)
+        blob.offset = -5
+        #expect(throws: AgentProtocolError.self) { try blob.validate() }
+        blob = sample(.blob)
+        blob.data = String(repeating: "A", count: agentMaxBlobChunkBase64 + 4)
+        #expect(throws: AgentProtocolError.self) { try blob.validate() }
+        var navigate = sample(.navigate)
+        navigate.url = ""
+        #expect(throws: AgentProtocolError.invalid("navigate needs a url")) { try navigate.validate() }
+        var configure = sample(.configure)
+        configure.cookies?[0].expires = -.infinity
+        #expect(throws: AgentProtocolError.self) { try configure.validate() }
+    }
+
+    @Test func aFullBlobChunkFitsOnOneLine() {
+        let blob = AgentMessage(type: .blob, page: UInt64.max, part: .screenshot, offset: Int.max,
+                                data: String(repeating: "A", count: agentMaxBlobChunkBase64), final: false)
+        #expect(blob.encodedLine().count <= agentMaxLineBytes)
     }
 }
