@@ -3,7 +3,7 @@ STATE_DIR ?= /var/lib/appliance
 LISTEN ?= 0.0.0.0:8080
 TEST_IMAGE := images/test/out
 
-.PHONY: serve test setup build release image test-image clean
+.PHONY: serve test setup build release image test-image browser-image clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,11 +14,12 @@ build: setup
 release: setup
 	swift build -c release --product appliance
 
-# The guest image `appliance serve` uses by default. Until the browser image lands this is the
-# tiny test image (kernel + initramfs + guest agent).
-image: setup
+# The browser image `appliance serve` uses by default (Debian 12 + Xorg + Chromium + guest
+# agent, provisioned by init.sh): built once, about 3 minutes; `rm -r $(STATE_DIR)/image` and
+# `make image` rebuild it from the cached root file system in $(STATE_DIR)/image-work.
+image: release
 	@if [ -f $(STATE_DIR)/image/disk.qcow2 ]; then echo "image present in $(STATE_DIR)/image"; \
-	else bash images/test/build.sh $(STATE_DIR)/image; fi
+	else .build/release/appliance image build --state-dir $(STATE_DIR); fi
 
 # Rebuilt whenever the agent, its protocol or the recipe changes.
 TEST_IMAGE_INPUTS := $(shell find Sources/GuestAgent Sources/AgentProtocol images/test -maxdepth 1 -type f \( -name '*.swift' -o -name '*.sh' \))
@@ -31,11 +32,20 @@ $(TEST_IMAGE)/initrd.img: $(TEST_IMAGE_INPUTS)
 serve: release image
 	.build/release/appliance serve --state-dir $(STATE_DIR) --listen $(LISTEN)
 
-test: setup test-image
+# The browser image the browser tests boot (about 2 minutes cold, seconds when the cached root
+# file system in images/browser/image-work is reused).
+BROWSER_IMAGE := images/browser/image
+
+browser-image: build $(BROWSER_IMAGE)/disk.qcow2
+
+$(BROWSER_IMAGE)/disk.qcow2: init.sh $(TEST_IMAGE_INPUTS)
+	.build/debug/appliance image build --state-dir images/browser
+
+test: setup test-image browser-image
 	swift build --build-tests
 	swift test --skip-build
 	# Restarts the host's libvirtd, so it runs alone after everything else.
 	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter reconnectsAfterLibvirtdRestart
 
 clean:
-	rm -rf .build .build-guest $(TEST_IMAGE) images/test/work
+	rm -rf .build .build-guest .build-image $(TEST_IMAGE) images/test/work images/browser

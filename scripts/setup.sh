@@ -15,6 +15,8 @@ packages=(
     libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
     # building the test image
     cpio busybox-static
+    # building the browser image (`appliance image build`): debootstrap, mkfs.ext4 -d, strip
+    debootstrap e2fsprogs binutils
     # building the appliance
     pkg-config libsqlite3-dev
 )

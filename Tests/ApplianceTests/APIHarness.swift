@@ -11,6 +11,7 @@ import NIOPosix
 /// request handling that boots nothing. Tests that boot guests run the real binary instead.
 struct APIHarness {
     let pool: Pool
+    let blobs: BlobStore
     let directory: String
     let libvirt: LibvirtClient
 
@@ -25,13 +26,15 @@ struct APIHarness {
         let hypervisor = Hypervisor(
             libvirt: libvirt, state: state, image: image, accelerator: .tcg, instanceId: store.instanceId,
             memoryMiB: 128, vcpus: 1, logger: Logger(label: "test"))
-        pool = Pool(store: store, hypervisor: hypervisor, settings: PoolSettings(), group: MultiThreadedEventLoopGroup.singleton,
-                    logger: Logger(label: "test"))
+        blobs = try BlobStore(root: state.blobsDir)
+        let captures = CaptureReceiver(blobs: blobs, logger: Logger(label: "test"))
+        pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),
+                    group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
     }
 
     func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let app = Application(router: ApplianceServer.router(pool: pool))
+        let app = Application(router: ApplianceServer.router(pool: pool, blobs: blobs))
         try await app.test(.router, body)
         await libvirt.close()
     }

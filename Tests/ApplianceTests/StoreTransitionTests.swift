@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import GRDB
 import Testing
@@ -17,7 +18,7 @@ import Testing
         let vm2 = try await makeIdleVM(store)
         let grants = try await store.grantIdleVMs()
         #expect(grants.map(\.vmId) == [vm1, vm2])
-        #expect(grants.allSatisfy { $0.homepage == "http://example.test/" })
+        #expect(grants.allSatisfy { $0.setup.homepage == "http://example.test/" && $0.setup.cookies.isEmpty })
         #expect(try await store.grantIdleVMs().isEmpty, "a batch is granted at most its size")
 
         // The second VM answers first: it goes to the oldest waiting handle.
@@ -44,10 +45,14 @@ import Testing
 
         #expect(try await store.release(handleId: h1.id!) == .reset(vmId: vm))
         #expect(try await store.vm(vm)?.state == .resetting)
-        #expect(try await store.resetDone(vm: vm) == .configure(homepage: "http://a.test/"))
+        #expect(try await store.resetDone(vm: vm) == .configure(Store.BrowserSetup(batch)))
         _ = try await store.configured(vm: vm, homepage: "http://a.test/")
         #expect(try await store.handle(h2.id!)?.state == .assigned)
         #expect(try await store.handle(h2.id!)?.vmId == vm)
+        // The reset began a new session: the two users' pages can never mix.
+        let s1 = try await store.handle(h1.id!)?.vmSession
+        let s2 = try await store.handle(h2.id!)?.vmSession
+        #expect(s1 != nil && s2 == s1.map { $0 + 1 })
 
         // No one waits now: after release and reset the VM is a free pool VM again.
         #expect(try await store.release(handleId: h2.id!) == .reset(vmId: vm))
@@ -144,6 +149,47 @@ import Testing
         let mode = try await reopened.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
         let migrations = try await reopened.pool.read { db in try Migrations.migrator.appliedMigrations(db) }
-        #expect(migrations == ["v1-pool"])
+        #expect(migrations == ["v1-pool", "v2-pages"])
+    }
+
+    @Test func batchCookiesReachTheGrantAndPagesStayWithTheirSession() async throws {
+        let (store, dir) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cookie = Cookie(name: "sid", value: "abc", domain: "a.test", path: "/", secure: true, httpOnly: true, expires: 2e9)
+        let batch = try await store.createBatch(size: 1, homepage: "http://a.test/", cookies: [cookie])
+        let vm = try await makeIdleVM(store)
+        #expect(try await store.grantIdleVMs().first?.setup.cookies == [cookie])
+        #expect(try await store.batch(batch.id!)?.cookies == [cookie], "cookies survive the database")
+        _ = try await store.configured(vm: vm, homepage: "http://a.test/")
+        let h1 = try await store.lock(batchId: batch.id!)
+        func page(_ session: Int64, _ url: String) -> PageRecord {
+            PageRecord(id: nil, vmId: vm, vmSession: session, agentPage: 1, url: url, title: "", at: Date(), guestTime: 0,
+                       screenshotHash: nil, screenshotBytes: 0, mhtmlHash: nil, mhtmlBytes: 0)
+        }
+        _ = try await store.insertPage(page(h1.vmSession!, "http://a.test/one"))
+        _ = try await store.release(handleId: h1.id!)
+        _ = try await store.resetDone(vm: vm)
+        _ = try await store.insertPage(page(h1.vmSession! + 1, "http://a.test/two"))
+        #expect(try await store.pages(handle: store.handle(h1.id!)!).map(\.url) == ["http://a.test/one"])
+    }
+
+    @Test func aVersion1DatabaseIsMigratedWithItsData() async throws {
+        let dir = try makeTemporaryDirectory("migrate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/appliance.sqlite"
+        do {
+            let old = try DatabasePool(path: path)
+            try Migrations.migrator.migrate(old, upTo: "v1-pool")
+            try await old.write { db in
+                try db.execute(sql: "INSERT INTO batch (size, homepage, state, granted, createdAt) VALUES (2, 'http://old/', 'open', 1, ?)", arguments: [Date()])
+                try db.execute(sql: "INSERT INTO vm (domainName, state, batchId, createdAt, stateSince) VALUES ('d1', 'prepared', 1, ?, ?)", arguments: [Date(), Date()])
+            }
+        }
+        let store = try Store(path: path)
+        #expect(try await store.batch(1)?.homepage == "http://old/")
+        #expect(try await store.batch(1)?.cookies == nil)
+        #expect(try await store.vm(1)?.session == 0)
+        let handle = try await store.lock(batchId: 1)
+        #expect(handle.state == .assigned && handle.vmSession == 0)
     }
 }

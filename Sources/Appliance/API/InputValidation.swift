@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 
 /// Strict parsing of everything the API takes from a path, query or body. Each failure names
@@ -61,5 +62,22 @@ enum InputValidation {
             throw APIError.badRequest("homepage is not valid percent-encoding")
         }
         return try homepage(decoded)
+    }
+
+    /// Cookies for a batch: the guest channel's own rules (count, sizes, characters), plus a
+    /// domain that is a host name.
+    static func cookies(_ cookies: [Cookie]) throws -> [Cookie] {
+        do {
+            try AgentMessage(type: .configure, id: 0, homepage: "http://x/", cookies: cookies).validate()
+        } catch {
+            throw APIError.badRequest("cookies: \(error)")
+        }
+        for cookie in cookies {
+            let domain = cookie.domain.hasPrefix(".") ? String(cookie.domain.dropFirst()) : cookie.domain
+            guard !domain.isEmpty, domain.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else {
+                throw APIError.badRequest("cookies: '\(cookie.domain.prefix(100))' is not a domain")
+            }
+        }
+        return cookies
     }
 }

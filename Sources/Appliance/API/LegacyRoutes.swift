@@ -1,9 +1,13 @@
+import AgentProtocol
 import Hummingbird
 
 /// The six vmcloud endpoints of the seed, byte for byte: POSTs take no body; "returns nothing"
 /// is a 200 with an empty body; ids are returned as bare JSON numbers (e.g. `17`).
 struct LegacyRoutes {
     let pool: Pool
+    /// The operator's default cookies (config `defaultCookies`): the seed's prepare-batch has no
+    /// way to pass any.
+    let defaultCookies: [AgentProtocol.Cookie]
 
     func register(on router: Router<some RequestContext>) {
         router.post("/set-pool-size/:min/:max/:linger") { _, context in
@@ -18,7 +22,7 @@ struct LegacyRoutes {
         router.post("/prepare-batch/:size/:homepage") { _, context in
             let size = try InputValidation.batchSize(InputValidation.count(context.parameters.require("size"), "size"))
             let homepage = try InputValidation.homepage(pathSegment: context.parameters.require("homepage"))
-            let batch = try await pool.prepareBatch(size: size, homepage: homepage)
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: defaultCookies)
             return JSONBody.response(batch.id!)
         }
         router.post("/lock/:batch") { _, context in
@@ -35,7 +39,9 @@ struct LegacyRoutes {
             guard handle.state == .assigned, let vmId = handle.vmId, let vm = try await pool.store.vm(vmId) else {
                 return JSONBody.response(HandleStatusView(assigned: false, vmid: nil, vm: nil))
             }
-            return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: VMView(vm)))
+            var view = VMView(vm)
+            view.pages = .init(count: try await pool.store.pages(handle: handle).count, list: "/v1/handles/\(id)/pages")
+            return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: view))
         }
         router.post("/cancel-batch/:batch") { _, context in
             try await pool.cancelBatch(batchId: InputValidation.id(context.parameters.require("batch"), "batch"))

@@ -33,7 +33,13 @@ struct V1Routes {
         v1.get("vms/:id/agent") { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let state = try await pool.agentState(vm: id)
-            return JSONBody.response(AgentStateView(homepage: state.homepage, ip: state.ip, agentVersion: state.agentVersion))
+            return JSONBody.response(AgentStateView(homepage: state.homepage, ip: state.ip, history: state.history, cookies: state.cookies))
+        }
+        v1.post("vms/:id/navigate") { request, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let url = try InputValidation.homepage(try await JSONBody.decode(NavigateBody.self, from: request).url)
+            try await pool.navigate(vm: id, url: url)
+            return JSONBody.response(["url": url])
         }
 
         v1.get("batches") { _, _ in
@@ -43,7 +49,8 @@ struct V1Routes {
             let body = try await JSONBody.decode(BatchBody.self, from: request)
             let size = try InputValidation.batchSize(body.size)
             let homepage = try InputValidation.homepage(body.homepage)
-            return JSONBody.response(BatchView(try await pool.prepareBatch(size: size, homepage: homepage)), status: .created)
+            let cookies = try InputValidation.cookies(body.cookies ?? [])
+            return JSONBody.response(BatchView(try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies)), status: .created)
         }
         v1.get("batches/:id") { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")

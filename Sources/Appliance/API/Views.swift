@@ -1,7 +1,14 @@
+import AgentProtocol
 import Foundation
 
 /// The JSON shapes the API returns. Field names are part of the contract (see docs/openapi.yaml).
 struct VMView: Encodable, Equatable {
+    /// Where a handle's captured pages are listed.
+    struct PagesReference: Encodable, Equatable {
+        let count: Int
+        let list: String
+    }
+
     let id: Int64
     let state: String
     let ip: String?
@@ -13,6 +20,8 @@ struct VMView: Encodable, Equatable {
     let createdAt: Date
     let stateSince: Date
     let lastError: String?
+    /// Set when the VM is shown for a handle (handle-status).
+    var pages: PagesReference?
 
     init(_ vm: VMRecord) {
         id = vm.id!
@@ -78,6 +87,7 @@ struct BatchView: Encodable {
     let state: String
     let granted: Int
     let createdAt: Date
+    let cookies: [Cookie]?
     let handles: [HandleView]?
 
     init(_ batch: BatchRecord, handles: [HandleView]? = nil) {
@@ -87,6 +97,7 @@ struct BatchView: Encodable {
         state = batch.state.rawValue
         granted = batch.granted
         createdAt = batch.createdAt
+        cookies = batch.cookies
         self.handles = handles
     }
 }
@@ -130,11 +141,17 @@ struct PoolSizeBody: Decodable {
 struct BatchBody: Decodable {
     let size: Int
     let homepage: String
+    let cookies: [Cookie]?
+}
+
+struct NavigateBody: Decodable {
+    let url: String
 }
 
 /// What a guest agent reports it has applied (GET /v1/vms/{id}/agent).
 struct AgentStateView: Encodable {
     let homepage: String?
     let ip: String?
-    let agentVersion: String?
+    let history: [String]?
+    let cookies: [Cookie]?
 }

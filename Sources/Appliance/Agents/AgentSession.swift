@@ -31,6 +31,7 @@ actor AgentSession {
     private let group: EventLoopGroup
     private let logger: Logger
     private let onMessage: @Sendable (AgentMessage) async -> Void
+    private let onReject: @Sendable (String) async -> Void
 
     private var writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?
     private var nextId: UInt64 = 1
@@ -39,13 +40,17 @@ actor AgentSession {
     private var runTask: Task<Void, Never>?
     private var isClosed = false
 
+    /// `onMessage` gets every valid unsolicited message; `onReject` the reason for every line
+    /// that was not accepted.
     init(vmId: Int64, socketPath: String, group: EventLoopGroup, logger: Logger,
-         onMessage: @escaping @Sendable (AgentMessage) async -> Void) {
+         onMessage: @escaping @Sendable (AgentMessage) async -> Void,
+         onReject: @escaping @Sendable (String) async -> Void) {
         self.vmId = vmId
         self.socketPath = socketPath
         self.group = group
         self.logger = logger
         self.onMessage = onMessage
+        self.onReject = onReject
     }
 
     func start() {
@@ -149,7 +154,7 @@ actor AgentSession {
     private func handle(_ item: AgentLineSplitter.Item) async {
         switch item {
         case .tooLong(let n):
-            logger.warning("agent sent an over-long line; dropped", metadata: ["vm": "\(vmId)", "bytes": "\(n)"])
+            await onReject("line of \(n) bytes exceeds the \(agentMaxLineBytes)-byte limit")
         case .line(let line):
             guard !line.isEmpty else { return }
             do {
@@ -160,7 +165,7 @@ actor AgentSession {
                     await onMessage(message)
                 }
             } catch {
-                logger.warning("agent sent an invalid message", metadata: ["vm": "\(vmId)", "error": "\(error)"])
+                await onReject("\(error)")
             }
         }
     }

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import Hummingbird
 import Libvirt
@@ -30,12 +31,14 @@ struct ApplianceServer {
         let hypervisor = Hypervisor(
             libvirt: libvirt, state: state, image: image, accelerator: accelerator, instanceId: store.instanceId,
             memoryMiB: config.memoryMiB, vcpus: config.vcpus, logger: logger)
+        let blobs = try BlobStore(root: state.blobsDir)
+        let captures = CaptureReceiver(blobs: blobs, logger: logger)
         let pool = Pool(
-            store: store, hypervisor: hypervisor,
+            store: store, hypervisor: hypervisor, captures: captures,
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
-        let router = Self.router(pool: pool)
+        let router = Self.router(pool: pool, blobs: blobs, defaultCookies: config.defaultCookies)
         let runningLogger = logger
         let app = Application(
             router: router,
@@ -52,11 +55,12 @@ struct ApplianceServer {
 
 extension ApplianceServer {
     /// Every route of the API over one pool.
-    static func router(pool: Pool) -> Router<BasicRequestContext> {
+    static func router(pool: Pool, blobs: BlobStore, defaultCookies: [AgentProtocol.Cookie] = []) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        LegacyRoutes(pool: pool).register(on: router)
+        LegacyRoutes(pool: pool, defaultCookies: defaultCookies).register(on: router)
         V1Routes(pool: pool, openAPIDocument: OpenAPIDocument.load()).register(on: router)
+        PageRoutes(pool: pool, blobs: blobs).register(on: router)
         return router
     }
 }

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 
 /// `appliance serve`'s settings: defaults, overridden by a JSON config file, overridden by flags.
@@ -14,6 +15,8 @@ struct ServeConfig: Equatable, Sendable {
     var bootTimeout: Double = 300
     var agentTimeout: Double = 60
     var logLevel = "info"
+    /// Cookies for batches made through the seed's prepare-batch (which cannot pass any).
+    var defaultCookies: [Cookie] = []
 
     var imageDirectory: String { image ?? stateDir + "/image" }
 
@@ -23,7 +26,7 @@ struct ServeConfig: Equatable, Sendable {
 
     /// The keys a config file may hold, with the flag each one mirrors.
     static let fileKeys = [
-        "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel",
+        "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel", "defaultCookies",
     ]
 
     /// The config file's shape; JSONDecoder checks each value's type.
@@ -38,6 +41,7 @@ struct ServeConfig: Equatable, Sendable {
         var bootTimeout: Double?
         var agentTimeout: Double?
         var logLevel: String?
+        var defaultCookies: [Cookie]?
     }
 
     /// Applies a JSON config file. Unknown keys and wrong types are errors, not silently ignored.
@@ -57,7 +61,7 @@ struct ServeConfig: Equatable, Sendable {
             file = try JSONDecoder().decode(File.self, from: data)
         } catch DecodingError.typeMismatch(let type, let context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw Invalid(description: "config file \(path): '\(key)' must be a \(type == String.self ? "string" : "number")")
+            throw Invalid(description: "config file \(path): '\(key)' must be a \(type == String.self ? "string" : type == Bool.self ? "boolean" : "number")")
         } catch {
             throw Invalid(description: "config file \(path): \(error)")
         }
@@ -71,6 +75,11 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.bootTimeout { bootTimeout = v }
         if let v = file.agentTimeout { agentTimeout = v }
         if let v = file.logLevel { logLevel = v }
+        if let v = file.defaultCookies {
+            do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
+                throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
+            }
+        }
     }
 
     mutating func setListen(_ value: String) throws {

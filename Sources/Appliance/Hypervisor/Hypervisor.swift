@@ -76,7 +76,13 @@ final class Hypervisor: Sendable {
     func ourDomains() async throws -> [String: Int64] {
         var ours: [String: Int64] = [:]
         for domain in try await libvirt.listDomains() {
-            guard let element = try await libvirt.metadata(domain: domain.name, namespaceURI: Self.metadataNamespace),
+            let element: String?
+            do {
+                element = try await libvirt.metadata(domain: domain.name, namespaceURI: Self.metadataNamespace)
+            } catch let error as LibvirtError where error.isNoSuchDomain {
+                continue  // it went away between the listing and this lookup
+            }
+            guard let element,
                   let appliance = Self.attribute("appliance", in: element), appliance == instanceId
             else { continue }
             ours[domain.name] = Self.attribute("id", in: element).flatMap(Int64.init) ?? -1

@@ -12,6 +12,8 @@ struct StateDirectory: Sendable {
     var vmsDir: String { root + "/vms" }
     var runDir: String { root + "/run" }
     var defaultImage: String { root + "/image" }
+    /// Captured screenshots and pages, by content hash.
+    var blobsDir: String { root + "/blobs" }
 
     struct AccessError: Error, CustomStringConvertible {
         let path: String

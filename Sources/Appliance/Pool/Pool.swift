@@ -11,6 +11,7 @@ actor Pool {
     nonisolated let store: Store
     nonisolated let hypervisor: Hypervisor
     nonisolated let settings: PoolSettings
+    nonisolated let captures: CaptureReceiver
     private let group: EventLoopGroup
     private let logger: Logger
 
@@ -20,13 +21,17 @@ actor Pool {
     private var busy: Set<Int64> = []
     /// Consecutive boot failures and the time before which no new VM is booted: a broken image
     /// or host must not turn into a storm of doomed domains.
+    /// Rejected guest messages per VM in the current minute: the event log records the first
+    /// few, so that a hostile guest cannot flood it.
+    private var rejections: [Int64: (since: Date, count: Int)] = [:]
     private var bootFailures = 0
     private var bootPausedUntil = Date.distantPast
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
-    init(store: Store, hypervisor: Hypervisor, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
+    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
         self.store = store
+        self.captures = captures
         self.hypervisor = hypervisor
         self.settings = settings
         self.group = group
@@ -64,8 +69,8 @@ actor Pool {
         kick()
     }
 
-    func prepareBatch(size: Int, homepage: String) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage)
+    func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies)
         kick()
         return batch
     }
@@ -95,12 +100,21 @@ actor Pool {
         return try await agent(id).request(AgentMessage(type: .status), timeout: 10)
     }
 
+    /// Loads a URL in a live VM's browser (the agent answers once it has loaded).
+    func navigate(vm id: Int64, url: String) async throws {
+        guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
+        guard vm.state.isLive, vm.state != .pending else {
+            throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
+        }
+        _ = try await agent(id).request(AgentMessage(type: .navigate, url: url), timeout: settings.agentTimeout)
+    }
+
     // MARK: - Reconcile
 
     private func reconcileOnce() async {
         do {
             for grant in try await store.grantIdleVMs() {
-                startConfigure(grant.vmId, homepage: grant.homepage)
+                startConfigure(grant.vmId, grant.setup)
             }
             let vms = try await store.vms()
             let plan = PoolPlanner.plan(
@@ -147,11 +161,11 @@ actor Pool {
         }
     }
 
-    private func startConfigure(_ id: Int64, homepage: String) {
+    private func startConfigure(_ id: Int64, _ setup: Store.BrowserSetup) {
         guard busy.insert(id).inserted else { return }
         Task {
             do {
-                let reply = try await agent(id).request(AgentMessage(type: .configure, homepage: homepage, cookies: []),
+                let reply = try await agent(id).request(AgentMessage(type: .configure, homepage: setup.homepage, cookies: setup.cookies),
                                                         timeout: settings.agentTimeout)
                 guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
                 done(id)
@@ -166,12 +180,13 @@ actor Pool {
     private func startReset(_ id: Int64) {
         guard busy.insert(id).inserted else { return }
         Task {
+            await captures.drop(vm: id)
             do {
                 let reply = try await agent(id).request(AgentMessage(type: .reset), timeout: settings.agentTimeout)
                 guard reply.type == .resetDone else { throw AgentError.unexpectedReply(reply.type) }
                 done(id)
-                if case .configure(let homepage) = try await store.resetDone(vm: id) {
-                    startConfigure(id, homepage: homepage)
+                if case .configure(let setup) = try await store.resetDone(vm: id) {
+                    startConfigure(id, setup)
                 }
             } catch {
                 done(id)
@@ -185,6 +200,8 @@ actor Pool {
         guard busy.insert(id).inserted else { return }
         Task {
             await sessions.removeValue(forKey: id)?.close()
+            await captures.drop(vm: id)
+            rejections[id] = nil
             do {
                 try await hypervisor.destroy(vmId: id, domainName: vm.domainName)
                 try await store.transition(vm: id, from: [.destroying], to: .destroyed)
@@ -220,10 +237,9 @@ actor Pool {
     private func agent(_ id: Int64) -> AgentSession {
         if let session = sessions[id] { return session }
         let session = AgentSession(
-            vmId: id, socketPath: hypervisor.state.agentSocket(vm: id), group: group, logger: logger
-        ) { [weak self] message in
-            await self?.agentMessage(id, message)
-        }
+            vmId: id, socketPath: hypervisor.state.agentSocket(vm: id), group: group, logger: logger,
+            onMessage: { [weak self] message in await self?.agentMessage(id, message) },
+            onReject: { [weak self] reason in await self?.rejected(id, reason) })
         sessions[id] = session
         return session
     }
@@ -247,8 +263,37 @@ actor Pool {
             } catch {
                 logger.error("recording agent hello failed", metadata: ["vm": "\(id)", "error": "\(error)"])
             }
+        case .page, .blob:
+            do {
+                guard let vm = try await store.vm(id), vm.state.isLive else { return }
+                if let page = try await captures.receive(vm: id, session: vm.session, message) {
+                    _ = try await store.insertPage(page)
+                }
+            } catch let rejection as CaptureReceiver.Rejection {
+                await rejected(id, rejection.description)
+            } catch {
+                logger.error("storing a capture failed", metadata: ["vm": "\(id)", "error": "\(error)"])
+            }
+        case .browserCrashed:
+            logger.warning("browser crashed in the guest", metadata: ["vm": "\(id)", "message": "\(message.message ?? "")"])
+            try? await store.record("vm.browser_crashed", vm: id, message.message ?? "the browser died; the agent restarts it")
         default:
-            logger.warning("unsolicited agent message", metadata: ["vm": "\(id)", "type": "\(message.type.rawValue)", "message": "\(message.message ?? "")"])
+            await rejected(id, "unexpected unsolicited \(message.type.rawValue)")
+        }
+    }
+
+    /// A guest message that was not accepted: logged, recorded (rate-limited), otherwise ignored.
+    private func rejected(_ id: Int64, _ reason: String) async {
+        logger.warning("rejected a guest message", metadata: ["vm": "\(id)", "reason": "\(reason)"])
+        let now = Date()
+        var window = rejections[id] ?? (since: now, count: 0)
+        if now.timeIntervalSince(window.since) > 60 { window = (since: now, count: 0) }
+        window.count += 1
+        rejections[id] = window
+        if window.count <= 20 {
+            try? await store.record("agent.rejected", vm: id, reason)
+        } else if window.count == 21 {
+            try? await store.record("agent.rejected", vm: id, "more rejections this minute are not recorded")
         }
     }
 
@@ -295,7 +340,7 @@ actor Pool {
             case .preparing:
                 if running, let batchId = vm.batchId, let batch = try await store.batch(batchId) {
                     attachAgent(id)
-                    startConfigure(id, homepage: batch.homepage)
+                    startConfigure(id, Store.BrowserSetup(batch))
                 } else { try await fail(id, reason: "domain gone") }
             case .resetting:
                 if running { attachAgent(id); startReset(id) } else { try await fail(id, reason: "domain gone") }

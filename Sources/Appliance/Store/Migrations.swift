@@ -66,6 +66,33 @@ enum Migrations {
                 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2-pages") { db in
+            // A VM's session changes at every reset; a handle remembers the session it got, so
+            // that pages captured for one user never show up for the next.
+            try db.alter(table: "vm") { t in t.add(column: "session", .integer).notNull().defaults(to: 0) }
+            try db.alter(table: "handle") { t in t.add(column: "vmSession", .integer) }
+            try db.alter(table: "batch") { t in t.add(column: "cookies", .text) }
+            try db.create(table: "blob") { t in
+                t.primaryKey("hash", .text)
+                t.column("bytes", .integer).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "page") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("vmId", .integer).notNull().references("vm")
+                t.column("vmSession", .integer).notNull()
+                t.column("agentPage", .integer).notNull()
+                t.column("url", .text).notNull()
+                t.column("title", .text).notNull()
+                t.column("at", .datetime).notNull()
+                t.column("guestTime", .integer).notNull()
+                t.column("screenshotHash", .text).references("blob")
+                t.column("screenshotBytes", .integer).notNull()
+                t.column("mhtmlHash", .text).references("blob")
+                t.column("mhtmlBytes", .integer).notNull()
+            }
+            try db.create(index: "page_by_session", on: "page", columns: ["vmId", "vmSession"])
+        }
         return migrator
     }
 }

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import GRDB
 
@@ -15,12 +16,13 @@ extension Store {
         }
     }
 
-    func createBatch(size: Int, homepage: String) async throws -> BatchRecord {
+    func createBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
         try await pool.write { db in
             var batch = BatchRecord(
-                id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date())
+                id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date(),
+                cookies: cookies.isEmpty ? nil : cookies)
             try batch.insert(db)
-            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage)")
+            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s)")
             return batch
         }
     }
@@ -159,14 +161,25 @@ extension Store {
         }
     }
 
+    /// What a VM must be configured with for its batch.
+    struct BrowserSetup: Equatable, Sendable {
+        var homepage: String
+        var cookies: [Cookie]
+
+        init(_ batch: BatchRecord) {
+            homepage = batch.homepage
+            cookies = batch.cookies ?? []
+        }
+    }
+
     /// Hands idle pool VMs to open batches below their size, oldest batch first. Returns each
-    /// VM with the homepage it must now be configured with.
-    func grantIdleVMs() async throws -> [(vmId: Int64, homepage: String)] {
+    /// VM with the setup it must now be configured with.
+    func grantIdleVMs() async throws -> [(vmId: Int64, setup: BrowserSetup)] {
         try await pool.write { db in
             var idle = try VMRecord
                 .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil)
                 .order(Column("id")).fetchAll(db)
-            var grants: [(Int64, String)] = []
+            var grants: [(Int64, BrowserSetup)] = []
             let batches = try BatchRecord.filter(Column("state") == BatchState.open.rawValue && Column("granted") < Column("size"))
                 .order(Column("id")).fetchAll(db)
             for var batch in batches {
@@ -176,7 +189,7 @@ extension Store {
                     vm.homepage = nil
                     try Store.move(db, &vm, to: .preparing)
                     batch.granted += 1
-                    grants.append((vm.id!, batch.homepage))
+                    grants.append((vm.id!, BrowserSetup(batch)))
                 }
                 try batch.update(db)
             }
@@ -207,17 +220,19 @@ extension Store {
     enum ResetOutcome: Equatable {
         case ignored
         case idle
-        /// Serve the batch's waiting handles: configure with this homepage.
-        case configure(homepage: String)
+        /// Serve the batch's waiting handles: configure with this setup.
+        case configure(BrowserSetup)
     }
 
     func resetDone(vm id: Int64) async throws -> ResetOutcome {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .resetting else { return .ignored }
             vm.homepage = nil
+            // A clean slate starts a new session: later pages belong to the next user.
+            vm.session += 1
             if let batchId = vm.batchId, let batch = try BatchRecord.fetchOne(db, key: batchId), batch.state == .open {
                 try Store.move(db, &vm, to: .preparing)
-                return .configure(homepage: batch.homepage)
+                return .configure(BrowserSetup(batch))
             }
             vm.batchId = nil
             try Store.move(db, &vm, to: .idle)
@@ -270,6 +285,7 @@ extension Store {
         for (var handle, var vm) in zip(waiting, prepared) {
             handle.state = .assigned
             handle.vmId = vm.id
+            handle.vmSession = vm.session
             handle.assignedAt = Date()
             try handle.update(db)
             vm.handleId = handle.id

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import GRDB
 
@@ -49,6 +50,8 @@ struct VMRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistab
     /// Set when the VM became idle in no batch; linger counts from here.
     var idleSince: Date?
     var lastError: String?
+    /// Incremented by every reset: a new user's session.
+    var session: Int64 = 0
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -62,6 +65,8 @@ struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersis
     /// How many VMs the pool has handed to this batch; the batch asks for more while below size.
     var granted: Int
     var createdAt: Date
+    /// Cookies every VM of the batch is configured with (stored as JSON).
+    var cookies: [Cookie]?
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -76,6 +81,8 @@ struct HandleRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
     var assignedAt: Date?
     var endedAt: Date?
     var reason: String?
+    /// The VM's session when this handle got it: its pages are those of that session.
+    var vmSession: Int64?
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -101,4 +108,26 @@ struct PoolSize: Codable, Sendable, Equatable, FetchableRecord, PersistableRecor
     var lingerMs: Int64
 
     static let initial = PoolSize(min: 0, max: 0, lingerMs: 0)
+}
+
+/// One captured top-level page: where it was, and the blobs of its screenshot and MHTML.
+struct PageRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "page"
+    var id: Int64?
+    var vmId: Int64
+    var vmSession: Int64
+    /// The agent's own page number.
+    var agentPage: Int64
+    var url: String
+    var title: String
+    /// When the host stored it.
+    var at: Date
+    /// When the guest says it loaded (ms since the epoch; the guest clock is not trusted).
+    var guestTime: Int64
+    var screenshotHash: String?
+    var screenshotBytes: Int
+    var mhtmlHash: String?
+    var mhtmlBytes: Int
+
+    mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }

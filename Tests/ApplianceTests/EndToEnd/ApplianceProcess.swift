@@ -13,18 +13,33 @@ final class ApplianceProcess: @unchecked Sendable {
     let stateDir: String
     let port: Int
     let logPath: String
+    let image: GuestImageChoice
     private var process: Process?
 
     static var binary: String { repositoryRoot + "/.build/debug/appliance" }
-    static var testImage: String { repositoryRoot + "/images/test/out" }
+    static var testImage: String { GuestImageChoice.test.directory }
 
-    init(stateDir: String) throws {
+    /// The two images tests boot: the tiny one (agent with a file-backed browser) and the real
+    /// browser image (Chromium).
+    enum GuestImageChoice: Sendable {
+        case test, browser
+
+        var directory: String { repositoryRoot + (self == .test ? "/images/test/out" : "/images/browser/image") }
+        var arguments: [String] {
+            self == .test ? ["--memory", "256", "--vcpus", "1", "--boot-timeout", "120", "--agent-timeout", "30"]
+                : ["--memory", "2048", "--vcpus", "2", "--boot-timeout", "400", "--agent-timeout", "240"]
+        }
+        var buildHint: String { self == .test ? "make test-image" : "make browser-image" }
+    }
+
+    init(stateDir: String, image: GuestImageChoice = .test) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) missing: run `swift build` (make test does)")
         }
-        guard FileManager.default.fileExists(atPath: Self.testImage + "/initrd.img") else {
-            throw Failure("test image missing in \(Self.testImage): run `make test-image`")
+        guard FileManager.default.fileExists(atPath: image.directory + "/disk.qcow2") else {
+            throw Failure("guest image missing in \(image.directory): run `\(image.buildHint)`")
         }
+        self.image = image
         self.stateDir = stateDir
         self.port = try Self.freePort()
         self.logPath = stateDir + ".log"
@@ -43,9 +58,8 @@ final class ApplianceProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = [
             "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
-            "--image", Self.testImage, "--memory", "256", "--vcpus", "1",
-            "--boot-timeout", "120", "--agent-timeout", "30", "--log-level", "debug",
-        ]
+            "--image", image.directory, "--log-level", "debug",
+        ] + image.arguments
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
         }
@@ -83,7 +97,7 @@ final class ApplianceProcess: @unchecked Sendable {
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -114,6 +128,28 @@ struct HTTPTestClient: Sendable {
     }
 
     func get(_ path: String) async throws -> (Int, Data) { try await request("GET", path) }
+
+    /// POST a JSON body, requiring a 2xx, returning the decoded answer.
+    func postJSON(_ path: String, _ body: Any) async throws -> Any {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = "POST"
+        request.timeoutInterval = 300
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as! HTTPURLResponse).statusCode
+        guard (200..<300).contains(status) else {
+            throw ApplianceProcess.Failure("POST \(path): \(status) \(String(decoding: data, as: UTF8.self))")
+        }
+        return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    /// GET raw bytes, requiring a 200.
+    func bytes(_ path: String) async throws -> Data {
+        let (status, data) = try await get(path)
+        guard status == 200 else { throw ApplianceProcess.Failure("GET \(path): \(status)") }
+        return data
+    }
     func post(_ path: String) async throws -> (Int, Data) { try await request("POST", path) }
 
     /// GET a JSON document, requiring a 200.
@@ -187,9 +223,10 @@ struct ApplianceRun {
 
 /// Starts an appliance on a fresh state directory, runs `body`, and always cleans up: stops the
 /// process, destroys its domains, removes its files. A failure carries the appliance's log.
-func withAppliance(_ label: String, _ body: (ApplianceRun) async throws -> Void) async throws {
+func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test,
+                   _ body: (ApplianceRun) async throws -> Void) async throws {
     let dir = try makeTemporaryDirectory(label)
-    let appliance = try ApplianceProcess(stateDir: dir + "/state")
+    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image)
     try await appliance.start()
     let api = HTTPTestClient(baseURL: appliance.baseURL)
     let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+
+/// Captured pages: per handle, and each page's screenshot and MHTML (streamed from the blob
+/// store through Hummingbird's FileIO, off the event loop).
+struct PageRoutes {
+    let pool: Pool
+    let blobs: BlobStore
+    let fileIO = FileIO()
+
+    func register(on router: Router<some RequestContext>) {
+        router.get("v1/handles/:id/pages") { _, context in
+            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
+            return JSONBody.response(try await pool.store.pages(handle: handle).map(PageView.init))
+        }
+        router.get("v1/pages/:id/screenshot.png") { _, context in
+            try await blob(context, \.screenshotHash, contentType: "image/png")
+        }
+        router.get("v1/pages/:id/page.mhtml") { _, context in
+            try await blob(context, \.mhtmlHash, contentType: "multipart/related")
+        }
+    }
+
+    private func blob(_ context: some RequestContext, _ hash: KeyPath<PageRecord, String?>, contentType: String) async throws -> Response {
+        let id = try InputValidation.id(context.parameters.require("id"), "id")
+        guard let page = try await pool.store.page(id) else { throw APIError.notFound("no page \(id)") }
+        guard let hash = page[keyPath: hash] else { throw APIError.notFound("page \(id) has no such capture (the guest sent none)") }
+        let body = try await fileIO.loadFile(path: blobs.path(hash: hash), context: context)
+        return Response(status: .ok, headers: [.contentType: contentType], body: body)
+    }
+}
+
+struct PageView: Encodable {
+    let id: Int64
+    let url: String
+    let title: String
+    let at: Date
+    let screenshotBytes: Int
+    let mhtmlBytes: Int
+    let screenshot: String?
+    let mhtml: String?
+
+    init(_ page: PageRecord) {
+        id = page.id!
+        url = page.url
+        title = page.title
+        at = page.at
+        screenshotBytes = page.screenshotBytes
+        mhtmlBytes = page.mhtmlBytes
+        screenshot = page.screenshotHash == nil ? nil : "/v1/pages/\(id)/screenshot.png"
+        mhtml = page.mhtmlHash == nil ? nil : "/v1/pages/\(id)/page.mhtml"
+    }
+}
