@@ -37,7 +37,7 @@ class Appliance:
         self.log = open(state + ".log", "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--state-dir", state, "--listen", f"127.0.0.1:{self.port}", "--accel", "tcg",
-             "--image", image, "--memory", "256", "--vcpus", "1", "--log-level", "warning"],
+             "--image", image, "--network", "user", "--memory", "256", "--vcpus", "1", "--log-level", "warning"],
             stdout=self.log, stderr=self.log)
         self.conn = None
         deadline = time.time() + 30

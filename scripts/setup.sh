@@ -13,12 +13,16 @@ fi
 packages=(
     # hypervisor
     libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
+    # libvirt's NAT network for the guests (--network nat, the default)
+    dnsmasq-base
     # building the test image
     cpio busybox-static
     # building the browser image (`appliance image build`): debootstrap, mkfs.ext4 -d, strip
     debootstrap e2fsprogs binutils
     # building the appliance
     pkg-config libsqlite3-dev
+    # the guest agent's browser tests (headless Chromium on the host)
+    chromium
 )
 missing=()
 for p in "${packages[@]}"; do

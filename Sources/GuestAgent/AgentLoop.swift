@@ -1,5 +1,7 @@
 // Port I/O: open (and reopen) the virtio port, poll it, split lines, write replies.
 //
+// Replies come from other threads through the Outbox; this loop is its only writer.
+//
 // virtio-serial semantics (drivers/char/virtio_console.c): while no host process is connected
 // to the chardev, poll() reports POLLHUP, read() returns 0 and a non-blocking write() fails with
 // EAGAIN. If the device goes away, read/write fail with ENODEV and the port must be reopened.
@@ -17,15 +19,16 @@ final class AgentLoop {
     private let handler: MessageHandler
     private var fd: Int32 = -1
     private var splitter = AgentLineSplitter()
-    private var outbox: [UInt8] = []
+    private let outbox: Outbox
     /// A hello is due: at start and after every reconnect, built when the port is writable so
     /// it carries the current IP.
     private var greetingDue = true
     private var hostConnected = false
 
-    init(portOverride: String?, handler: MessageHandler) {
+    init(portOverride: String?, handler: MessageHandler, outbox: Outbox) {
         self.portOverride = portOverride
         self.handler = handler
+        self.outbox = outbox
     }
 
     func run() -> Never {
@@ -68,28 +71,29 @@ final class AgentLoop {
         if hostConnected { log("host disconnected") }
         hostConnected = false
         splitter = AgentLineSplitter()
-        outbox.removeAll()
+        outbox.clear()
         greetingDue = true
     }
 
     private func step() {
         var events = Int16(POLLOUT)
-        if outbox.isEmpty && !greetingDue { events = 0 }
-        if outbox.count < Self.outboxLimit { events |= Int16(POLLIN) }
-        var pfd = pollfd(fd: fd, events: events, revents: 0)
-        let ready = poll(&pfd, 1, 1000)
+        if !outbox.hasPending && !greetingDue { events = 0 }
+        if outbox.pendingControlBytes < Self.outboxLimit { events |= Int16(POLLIN) }
+        var pfds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: outbox.wakeFD, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&pfds, 2, 1000)
         if ready < 0 {
             if errno != EINTR { closePort("poll: \(errnoText())") }
             return
         }
-        if ready == 0 { return }
-        let revents = Int32(pfd.revents)
+        if pfds[1].revents != 0 { outbox.drainWakeups() }
+        if ready == 0 || pfds[0].revents == 0 { return }
+        let revents = Int32(pfds[0].revents)
         if revents & (POLLERR | POLLNVAL) != 0 { closePort("poll reported an error"); return }
         // Data the host sent just before leaving is still worth reading.
         if revents & POLLIN != 0, !readAvailable() { return }
         if revents & POLLHUP != 0 {
             // No host on the other end: nothing to do but wait for one.
-            if hostConnected || !outbox.isEmpty { disconnected() }
+            if hostConnected || outbox.hasPending { disconnected() }
             sleepMilliseconds(Self.retryMilliseconds)
             return
         }
@@ -112,7 +116,7 @@ final class AgentLoop {
         }
         markConnected()
         for item in splitter.append(chunk[0..<n]) {
-            if let reply = handler.handle(item) { queue(reply) }
+            handler.handle(item)
         }
         return true
     }
@@ -121,28 +125,28 @@ final class AgentLoop {
         if !hostConnected { log("host connected"); hostConnected = true }
     }
 
-    private func queue(_ message: AgentMessage) {
-        outbox.append(contentsOf: message.encodedLine())
-    }
-
     private func flush() {
         if greetingDue {
             greetingDue = false
             let hello = handler.hello()
             log("sending hello (ip \(hello.ip ?? "none"))")
-            outbox.insert(contentsOf: hello.encodedLine(), at: 0)
+            outbox.sendFirst(hello)
         }
-        while !outbox.isEmpty {
-            let n = outbox.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
+        var failure: String?
+        var wrote = false
+        outbox.flush { bytes in
+            while true {
+                let n = write(fd, bytes.baseAddress, bytes.count)
+                if n > 0 { wrote = true }
+                if n >= 0 { return n }
                 switch errno {
                 case EINTR: continue
-                case EAGAIN: return  // host not reading right now; poll tells us when
-                default: closePort("write: \(errnoText())"); return
+                case EAGAIN: return 0  // host not reading right now; poll tells us when
+                default: failure = "write: \(errnoText())"; return nil
                 }
             }
-            markConnected()
-            outbox.removeFirst(n)
         }
+        if wrote { markConnected() }
+        if let failure { closePort(failure) }
     }
 }

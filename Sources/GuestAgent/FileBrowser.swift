@@ -1,5 +1,5 @@
-// The browser the agent drives. This issue ships only a file-backed implementation: it keeps
-// what a real browser would apply, so the host <-> guest protocol can be tested end to end.
+// `--browser file`: keeps what a real browser would apply in a file, so the host <-> guest
+// protocol can be tested end to end in the tiny test image (no browser there).
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -8,23 +8,24 @@ import Foundation
 import Glibc
 import AgentProtocol
 
-protocol Browser {
-    /// Applies a homepage and cookies; returns the homepage now in effect, as read back.
-    func configure(homepage: String, cookies: [Cookie]) throws -> String?
-    /// Back to a clean slate: no homepage, no cookies.
-    func reset() throws
-    /// The homepage in effect, nil after a reset or before any configure.
-    func currentHomepage() throws -> String?
-}
-
 /// What FileBrowser persists.
 struct BrowserState: Codable, Equatable {
     var homepage: String
     var cookies: [Cookie]
 }
 
-struct FileBrowser: Browser {
+final class FileBrowser: Browser {
     let path: String
+
+    init(path: String) { self.path = path }
+
+    func navigate(url: String) throws {
+        throw SystemError(description: "navigate is not supported by the file browser")
+    }
+
+    func status() throws -> BrowserStatus {
+        BrowserStatus(homepage: try load()?.homepage)
+    }
 
     func configure(homepage: String, cookies: [Cookie]) throws -> String? {
         let encoder = JSONEncoder()
@@ -37,10 +38,6 @@ struct FileBrowser: Browser {
 
     func reset() throws {
         if unlink(path) != 0 && errno != ENOENT { throw SystemError.errno("unlink \(path)") }
-    }
-
-    func currentHomepage() throws -> String? {
-        try load()?.homepage
     }
 
     private func load() throws -> BrowserState? {

@@ -1,5 +1,6 @@
-// Turns one received line into at most one reply. Pure request/response logic; the port I/O
-// lives in AgentLoop.
+// Turns each received line into at most one reply. Quick answers (hello, ping, errors) are sent
+// right away from the port loop; browser requests run one at a time on a worker thread, since a
+// page load can take seconds and the port must keep answering meanwhile.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -7,69 +8,85 @@ import Foundation
 #endif
 import AgentProtocol
 
-struct MessageHandler {
+final class MessageHandler: Sendable {
     let browser: any Browser
+    let outbox: Outbox
+    /// Requests beyond this many waiting get an immediate "busy" error instead of a queue that
+    /// grows for as long as the host keeps sending.
+    private let worker = SerialQueue(name: "requests", limit: 32)
+
+    init(browser: any Browser, outbox: Outbox) {
+        self.browser = browser
+        self.outbox = outbox
+    }
 
     /// The agent's greeting; the IP is read fresh because the DHCP lease may come late.
     func hello() -> AgentMessage {
         AgentMessage(type: .hello, agentVersion: agentVersion, ip: firstIPv4Address())
     }
 
-    func handle(_ item: AgentLineSplitter.Item) -> AgentMessage? {
+    func handle(_ item: AgentLineSplitter.Item) {
         switch item {
         case .tooLong(let count):
             log("rejected a line of \(count) bytes")
-            return errorReply(id: nil, AgentProtocolError.lineTooLong(count).description)
+            outbox.send(errorReply(id: nil, AgentProtocolError.lineTooLong(count).description))
         case .line(let bytes):
             // Tolerate CRLF from hand-typed sessions (socat, tests); blank lines are keepalives.
             let line = bytes.last == UInt8(ascii: "\r") ? Array(bytes.dropLast()) : bytes
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return nil }
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return }
             do {
-                return respond(to: try AgentMessage.decode(line: line))
+                respond(to: try AgentMessage.decode(line: line))
             } catch {
                 log("rejected a line: \(error)")
-                return errorReply(id: Self.lenientID(line), error.description)
+                outbox.send(errorReply(id: Self.lenientID(line), error.description))
             }
         }
     }
 
-    private func respond(to message: AgentMessage) -> AgentMessage? {
+    private func respond(to message: AgentMessage) {
         let id = message.id
         log("received \(message.type.rawValue)\(id.map { " id=\($0)" } ?? "")")
         switch message.type {
         case .hello:
-            return hello()
-        case .configure:
-            // validate() guaranteed id and a non-empty homepage.
-            do {
-                let applied = try browser.configure(homepage: message.homepage ?? "", cookies: message.cookies ?? [])
-                return AgentMessage(type: .configured, id: id, homepage: applied)
-            } catch {
-                return errorReply(id: id, "configure failed: \(error)")
-            }
-        case .reset:
-            do {
-                try browser.reset()
-                return AgentMessage(type: .resetDone, id: id)
-            } catch {
-                return errorReply(id: id, "reset failed: \(error)")
-            }
-        case .status:
-            do {
-                return AgentMessage(type: .state, id: id, ip: firstIPv4Address(), homepage: try browser.currentHomepage())
-            } catch {
-                return errorReply(id: id, "status failed: \(error)")
-            }
+            outbox.send(hello())
         case .ping:
-            return AgentMessage(type: .pong, id: id)
+            outbox.send(AgentMessage(type: .pong, id: id))
         case .error:
             // Never answer an error with an error: two peers could bounce them forever.
             log("host reported an error: \(message.message ?? "(no message)")")
-            return nil
-        case .navigate:
-            return errorReply(id: id, "navigate is not supported by this browser")
+        case .configure, .navigate, .reset, .status:
+            let queued = worker.submit { [self] in
+                outbox.send(perform(message))
+            }
+            if !queued { outbox.send(errorReply(id: id, "busy: too many requests waiting")) }
         case .configured, .resetDone, .state, .pong, .navigated, .page, .blob, .browserCrashed:
-            return errorReply(id: id, "\(message.type.rawValue) is a guest-to-host message")
+            outbox.send(errorReply(id: id, "\(message.type.rawValue) is a guest-to-host message"))
+        }
+    }
+
+    /// Runs one browser request (on the worker thread) and builds its answer.
+    private func perform(_ message: AgentMessage) -> AgentMessage {
+        let id = message.id
+        do {
+            switch message.type {
+            case .configure:
+                // validate() guaranteed id and a non-empty homepage.
+                let applied = try browser.configure(homepage: message.homepage ?? "", cookies: message.cookies ?? [])
+                return AgentMessage(type: .configured, id: id, homepage: applied)
+            case .navigate:
+                try browser.navigate(url: message.url ?? "")
+                return AgentMessage(type: .navigated, id: id)
+            case .reset:
+                try browser.reset()
+                return AgentMessage(type: .resetDone, id: id)
+            default:
+                let status = try browser.status()
+                return fittedState(AgentMessage(
+                    type: .state, id: id, ip: firstIPv4Address(), homepage: status.homepage,
+                    cookies: status.cookies, history: status.history))
+            }
+        } catch {
+            return errorReply(id: id, "\(message.type.rawValue) failed: \(error)")
         }
     }
 
@@ -89,4 +106,30 @@ struct MessageHandler {
         struct OnlyID: Decodable { var id: UInt64? }
         return (try? JSONDecoder().decode(OnlyID.self, from: Data(line)))?.id
     }
+}
+
+/// A state reply the host will accept: drops what its validation would reject (over-long URLs,
+/// odd cookies) and then the oldest history entries and cookies until the line fits.
+func fittedState(_ state: AgentMessage) -> AgentMessage {
+    var message = state
+    if let homepage = message.homepage, homepage.utf8.count > 8192 { message.homepage = nil }
+    message.history = message.history.map { Array($0.filter { $0.utf8.count <= 8192 }.suffix(1000)) }
+    if let cookies = message.cookies {
+        var kept: [Cookie] = []
+        for cookie in cookies {
+            let probe = AgentMessage(type: .state, id: 0, cookies: kept + [cookie])
+            if (try? probe.validate()) != nil { kept.append(cookie) }
+        }
+        message.cookies = kept
+    }
+    while message.encodedLine().count > agentMaxLineBytes {
+        if let history = message.history, !history.isEmpty {
+            message.history = Array(history.dropFirst(max(1, history.count / 4)))
+        } else if let cookies = message.cookies, !cookies.isEmpty {
+            message.cookies = Array(cookies.dropLast())
+        } else {
+            break
+        }
+    }
+    return message
 }

@@ -68,6 +68,8 @@ public struct DomainDefinition: Sendable, Equatable {
     public var diskPath: String?
     /// A user-mode (SLIRP) virtio NIC.
     public var userNetwork: Bool = true
+    /// A libvirt virtual network (e.g. "default", NAT) for the virtio NIC instead of user mode.
+    public var networkName: String?
     public var channel: Channel?
     /// Serial port 0 written to this file (the guest console with `console=ttyS0`).
     public var serialLogPath: String?
@@ -86,6 +88,7 @@ public struct DomainDefinition: Sendable, Equatable {
         machine: String = "pc",
         kernelBoot: KernelBoot? = nil,
         diskPath: String? = nil,
+        networkName: String? = nil,
         userNetwork: Bool = true,
         channel: Channel? = nil,
         serialLogPath: String? = nil,
@@ -101,6 +104,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.machine = machine
         self.kernelBoot = kernelBoot
         self.diskPath = diskPath
+        self.networkName = networkName
         self.userNetwork = userNetwork
         self.channel = channel
         self.serialLogPath = serialLogPath
@@ -139,7 +143,9 @@ public struct DomainDefinition: Sendable, Equatable {
             x += "    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
             x += "<source file='\(try a(diskPath))'/><target dev='vda' bus='virtio'/></disk>\n"
         }
-        if userNetwork {
+        if let networkName {
+            x += "    <interface type='network'><source network='\(try a(networkName))'/><model type='virtio'/></interface>\n"
+        } else if userNetwork {
             x += "    <interface type='user'><model type='virtio'/></interface>\n"
         }
         if let channel {

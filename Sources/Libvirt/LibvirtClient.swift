@@ -100,6 +100,12 @@ public final class LibvirtClient: @unchecked Sendable {
         try await perform { try $0.destroyDomain(name: name) }
     }
 
+    /// Starts a defined virtual network (e.g. "default", libvirt's NAT) unless it runs already.
+    /// Returns true when it had to be started.
+    public func ensureNetworkActive(name: String) async throws -> Bool {
+        try await perform { try $0.ensureNetworkActive(name: name) }
+    }
+
     /// All domains, running or only defined.
     public func listDomains() async throws -> [DomainInfo] {
         try await perform { try $0.listDomains() }

@@ -28,8 +28,15 @@ struct ApplianceServer {
             .resolve(config.accel)
         logger.info("accelerator chosen", metadata: ["accel": "\(accelerator.rawValue)", "asked": "\(config.accel.rawValue)"])
 
+        if let network = config.network.libvirtNetwork {
+            do {
+                if try await libvirt.ensureNetworkActive(name: network) { logger.info("started libvirt network", metadata: ["network": "\(network)"]) }
+            } catch {
+                throw ServeConfig.Invalid(description: "libvirt network '\(network)' is not usable (\(error)); install dnsmasq-base or run with --network user")
+            }
+        }
         let hypervisor = Hypervisor(
-            libvirt: libvirt, state: state, image: image, accelerator: accelerator, instanceId: store.instanceId,
+            libvirt: libvirt, state: state, image: image, accelerator: accelerator, network: config.network, instanceId: store.instanceId,
             memoryMiB: config.memoryMiB, vcpus: config.vcpus, logger: logger)
         let blobs = try BlobStore(root: state.blobsDir)
         let captures = CaptureReceiver(blobs: blobs, logger: logger)

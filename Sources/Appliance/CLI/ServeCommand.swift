@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -29,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Guest image directory (disk.qcow2, optional vmlinuz/initrd.img/cmdline). (default: <state-dir>/image, built by `make serve`)")
     var image: String?
+
+    @Option(help: "Guest networking: nat (libvirt's network \"default\", started if needed) or user (QEMU user mode; the host's loopback is 10.0.2.2 in the guest). (default: nat)")
+    var network: String?
 
     @Option(help: "Memory per VM in MiB. (default: 2048)")
     var memory: Int?
@@ -53,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let libvirtURI { settings.libvirtURI = libvirtURI }
         if let accel { try settings.setAccel(accel) }
         if let image { settings.image = image }
+        if let network { try settings.setNetwork(network) }
         if let memory { settings.memoryMiB = memory }
         if let vcpus { settings.vcpus = vcpus }
         if let bootTimeout { settings.bootTimeout = bootTimeout }

@@ -12,6 +12,9 @@ struct ServeConfig: Equatable, Sendable {
     var image: String?
     var memoryMiB = 2048
     var vcpus = 2
+    /// How guests reach the network: libvirt's NAT network "default" (started if needed), or
+    /// QEMU's user-mode networking (no host setup; the host's loopback is 10.0.2.2 in the guest).
+    var network: GuestNetwork = .nat
     var bootTimeout: Double = 300
     var agentTimeout: Double = 60
     var logLevel = "info"
@@ -26,7 +29,7 @@ struct ServeConfig: Equatable, Sendable {
 
     /// The keys a config file may hold, with the flag each one mirrors.
     static let fileKeys = [
-        "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel", "defaultCookies",
+        "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel", "defaultCookies", "network",
     ]
 
     /// The config file's shape; JSONDecoder checks each value's type.
@@ -42,6 +45,7 @@ struct ServeConfig: Equatable, Sendable {
         var agentTimeout: Double?
         var logLevel: String?
         var defaultCookies: [Cookie]?
+        var network: String?
     }
 
     /// Applies a JSON config file. Unknown keys and wrong types are errors, not silently ignored.
@@ -75,6 +79,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.bootTimeout { bootTimeout = v }
         if let v = file.agentTimeout { agentTimeout = v }
         if let v = file.logLevel { logLevel = v }
+        if let v = file.network { try setNetwork(v) }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
@@ -91,6 +96,13 @@ struct ServeConfig: Equatable, Sendable {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         listenHost = host.isEmpty ? "0.0.0.0" : host
         listenPort = port
+    }
+
+    mutating func setNetwork(_ value: String) throws {
+        guard let choice = GuestNetwork(rawValue: value) else {
+            throw Invalid(description: "network must be nat or user, got '\(value)'")
+        }
+        network = choice
     }
 
     mutating func setAccel(_ value: String) throws {

@@ -12,3 +12,14 @@ enum Accelerator: String, Sendable, CaseIterable {
 enum AcceleratorChoice: String, Sendable, CaseIterable, Codable {
     case kvm, tcg, auto
 }
+
+/// How guests reach the network.
+enum GuestNetwork: String, Sendable, CaseIterable, Codable {
+    /// libvirt's NAT network "default".
+    case nat
+    /// QEMU's user-mode networking.
+    case user
+
+    /// The libvirt network the NIC joins; nil for user mode.
+    var libvirtNetwork: String? { self == .nat ? "default" : nil }
+}

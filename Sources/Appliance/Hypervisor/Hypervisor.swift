@@ -13,17 +13,19 @@ final class Hypervisor: Sendable {
     let state: StateDirectory
     let image: GuestImage
     let accelerator: Accelerator
+    let network: GuestNetwork
     let instanceId: String
     let memoryMiB: Int
     let vcpus: Int
     private let logger: Logger
 
     init(libvirt: LibvirtClient, state: StateDirectory, image: GuestImage, accelerator: Accelerator,
-         instanceId: String, memoryMiB: Int, vcpus: Int, logger: Logger) {
+         network: GuestNetwork = .user, instanceId: String, memoryMiB: Int, vcpus: Int, logger: Logger) {
         self.libvirt = libvirt
         self.state = state
         self.image = image
         self.accelerator = accelerator
+        self.network = network
         self.instanceId = instanceId
         self.memoryMiB = memoryMiB
         self.vcpus = vcpus
@@ -42,6 +44,7 @@ final class Hypervisor: Sendable {
             vcpus: vcpus,
             kernelBoot: image.kernel.map { .init(kernelPath: $0, initrdPath: image.initrd, cmdline: image.cmdline) },
             diskPath: state.overlay(vm: id),
+            networkName: network.libvirtNetwork,
             channel: .init(socketPath: state.agentSocket(vm: id), targetName: Self.agentChannelName),
             serialLogPath: state.consoleLog(vm: id),
             vncSocketPath: state.vncSocket(vm: id),

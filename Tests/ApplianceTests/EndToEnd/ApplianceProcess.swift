@@ -58,7 +58,7 @@ final class ApplianceProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = [
             "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
-            "--image", image.directory, "--log-level", "debug",
+            "--image", image.directory, "--network", "user", "--log-level", "debug",
         ] + image.arguments
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)

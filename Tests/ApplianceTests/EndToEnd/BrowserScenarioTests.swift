@@ -42,7 +42,7 @@ import Testing
         }
         let first = try await pages(handle).first { ($0["url"] as? String) == homepage }!
         #expect(try await mhtml(first).contains("cookie-value:c0ffee"), "the captured page shows the cookie")
-        let share = try screenShare(domain: vm["domain"] as! String, color: (0xc0, 0xff, 0xee), directory: run.directory)
+        let share = try screenShare(domain: vm["domain"] as! String, color: "c0ffee", directory: run.directory)
         #expect(share > 0.3, "the VM's screen shows the cookie's colour (\(share))")
 
         // A link followed through DevTools: captured with a screenshot and the second page's text.
@@ -77,6 +77,6 @@ import Testing
         let history = agent["history"] as? [String] ?? []
         #expect(!history.contains { $0.hasSuffix("/second.html") }, "the browser history was wiped: \(history)")
         #expect((agent["cookies"] as? [[String: Any]] ?? []).isEmpty, "no cookie survived the reset")
-        #expect(try screenShare(domain: vm["domain"] as! String, color: (0xc0, 0xff, 0xee), directory: run.directory) < 0.05)
+        #expect(try screenShare(domain: vm["domain"] as! String, color: "c0ffee", directory: run.directory) < 0.05)
     }
 }

@@ -40,9 +40,11 @@ final class TestSite: @unchecked Sendable {
         try process.run()
     }
 
+    /// Bounded: Foundation's waitUntilExit can spin forever on Linux once the child is gone.
     func stop() {
         process.terminate()
-        process.waitUntilExit()
+        for _ in 0..<50 where process.isRunning { usleep(100_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
@@ -65,37 +67,29 @@ func decodeQuotedPrintable(_ text: String) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// The share of a VM screen's pixels (from `virsh screenshot`, PPM) close to a colour.
-func screenShare(domain: String, color: (UInt8, UInt8, UInt8), directory: String) throws -> Double {
-    let path = directory + "/screen.ppm"
+/// The share of a VM screen's pixels (from `virsh screenshot`, PNG or PPM) close to a colour,
+/// measured by screen_share.py beside this file.
+func screenShare(domain: String, color: String, directory: String) throws -> Double {
+    let path = directory + "/screen.img"
+    try run("/usr/bin/virsh", ["-c", "qemu:///system", "screenshot", domain, path])
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("screen_share.py").path
+    let output = try run("/usr/bin/python3", [script, path, color])
+    guard let share = Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw ApplianceProcess.Failure("screen_share.py said: \(output)")
+    }
+    return share
+}
+
+@discardableResult
+private func run(_ tool: String, _ arguments: [String]) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
-    process.arguments = ["-c", "qemu:///system", "screenshot", domain, path]
-    process.standardOutput = FileHandle.nullDevice
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
     try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    // P6 header: magic, width, height, maxval, each followed by whitespace.
-    var fields: [String] = []
-    var index = 0
-    while fields.count < 4, index < data.count {
-        var field = ""
-        while index < data.count, !(data[index] == 0x20 || data[index] == 0x0a) {
-            field.append(Character(UnicodeScalar(data[index])))
-            index += 1
-        }
-        index += 1
-        if !field.isEmpty { fields.append(field) }
-    }
-    guard fields.first == "P6", fields.count == 4, let width = Int(fields[1]), let height = Int(fields[2]) else {
-        throw ApplianceProcess.Failure("virsh screenshot did not give a P6 PPM")
-    }
-    var close = 0
-    for pixel in 0..<(width * height) {
-        let offset = index + pixel * 3
-        guard offset + 2 < data.count else { break }
-        if abs(Int(data[offset]) - Int(color.0)) < 24, abs(Int(data[offset + 1]) - Int(color.1)) < 24,
-           abs(Int(data[offset + 2]) - Int(color.2)) < 24 { close += 1 }
-    }
-    return Double(close) / Double(width * height)
+    guard process.terminationStatus == 0 else { throw ApplianceProcess.Failure("\(tool) \(arguments.joined(separator: " ")) failed") }
+    return output
 }

@@ -1,0 +1,22 @@
+import CLibvirt
+
+/// Virtual networks (libvirt's NAT network for the guests). Blocking; called on the client's queue.
+extension LibvirtConnection {
+    /// Starts the named network if it is defined but not running; throws if it is not defined.
+    /// Returns true when it had to be started.
+    func ensureNetworkActive(name: String) throws -> Bool {
+        guard let conn = pointer else { throw LibvirtClientError.notConnected }
+        guard let network = virNetworkLookupByName(conn, name) else {
+            throw LibvirtError.takeLast(operation: "virNetworkLookupByName(\(name))")
+        }
+        defer { virNetworkFree(network) }
+        switch virNetworkIsActive(network) {
+        case 1: return false
+        case 0:
+            guard virNetworkCreate(network) == 0 else { throw LibvirtError.takeLast(operation: "virNetworkCreate(\(name))") }
+            return true
+        default:
+            throw LibvirtError.takeLast(operation: "virNetworkIsActive(\(name))")
+        }
+    }
+}
