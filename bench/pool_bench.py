@@ -29,7 +29,7 @@ def pct(values, p):
 
 
 class Appliance:
-    def __init__(self, binary, image, state):
+    def __init__(self, binary, image, state, extra=None):
         self.state = state
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -37,7 +37,8 @@ class Appliance:
         self.log = open(state + ".log", "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--state-dir", state, "--listen", f"127.0.0.1:{self.port}", "--accel", "tcg",
-             "--image", image, "--network", "user", "--memory", "256", "--vcpus", "1", "--log-level", "warning"],
+             "--image", image, "--network", "user", "--log-level", "warning"]
+            + (extra or ["--memory", "256", "--vcpus", "1"]),
             stdout=self.log, stderr=self.log)
         self.conn = None
         deadline = time.time() + 30
@@ -92,19 +93,20 @@ def virsh(*args, check=True):
     return subprocess.run(["virsh", "-c", "qemu:///system", *args], check=check, capture_output=True, text=True).stdout
 
 
-def boot_by_hand(image, workdir, index):
+def boot_by_hand(image, workdir, index, memory=256, vcpus=1):
     """The baseline: what an operator does without the appliance, same image and XML shape."""
     name = f"bench-byhand-{os.getpid()}-{index}"
     overlay, sock, console = f"{workdir}/{name}.qcow2", f"{workdir}/{name}.sock", f"{workdir}/{name}.log"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", f"{image}/disk.qcow2", overlay], check=True)
     cmdline = open(f"{image}/cmdline").read().strip()
-    xml = f"""<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+    xml = f"""<domain type='qemu'><name>{name}</name><memory unit='MiB'>{memory}</memory><vcpu>{vcpus}</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{image}/vmlinuz</kernel><initrd>{image}/initrd.img</initrd><cmdline>{cmdline}</cmdline></os>
 <features><acpi/></features><on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{overlay}'/><target dev='vda' bus='virtio'/></disk>
 <interface type='user'><model type='virtio'/></interface>
 <channel type='unix'><source mode='bind' path='{sock}'/><target type='virtio' name='org.vmcloud.agent.0'/></channel>
-<serial type='file'><source path='{console}'/><target port='0'/></serial><memballoon model='none'/></devices></domain>"""
+<serial type='file'><source path='{console}'/><target port='0'/></serial><graphics type='vnc' socket='{workdir}/{name}.vnc'/>
+<video><model type='vga'/></video><memballoon model='none'/></devices></domain>"""
     path = f"{workdir}/{name}.xml"
     open(path, "w").write(xml)
     start = time.monotonic()
