@@ -27,10 +27,8 @@ struct ServeConfig: Equatable, Sendable {
         let description: String
     }
 
-    /// The keys a config file may hold, with the flag each one mirrors.
-    static let fileKeys = [
-        "listen", "stateDir", "libvirtURI", "accel", "image", "memoryMiB", "vcpus", "bootTimeout", "agentTimeout", "logLevel", "defaultCookies", "network",
-    ]
+    /// The keys a config file may hold (each mirrors a flag).
+    static var fileKeys: [String] { File.CodingKeys.allCases.map(\.stringValue) }
 
     /// The config file's shape; JSONDecoder checks each value's type.
     private struct File: Decodable {
@@ -46,6 +44,11 @@ struct ServeConfig: Equatable, Sendable {
         var logLevel: String?
         var defaultCookies: [Cookie]?
         var network: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
+            case defaultCookies, network
+        }
     }
 
     /// Applies a JSON config file. Unknown keys and wrong types are errors, not silently ignored.

@@ -93,20 +93,22 @@ actor Pool {
 
     /// Asks a VM's agent what it has applied right now (the guest's own view, not the store's).
     func agentState(vm id: Int64) async throws -> AgentMessage {
-        guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
-        guard vm.state.isLive, vm.state != .pending else {
-            throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
-        }
+        try await requireRunning(id)
         return try await agent(id).request(AgentMessage(type: .status), timeout: 10)
     }
 
     /// Loads a URL in a live VM's browser (the agent answers once it has loaded).
     func navigate(vm id: Int64, url: String) async throws {
+        try await requireRunning(id)
+        _ = try await agent(id).request(AgentMessage(type: .navigate, url: url), timeout: settings.agentTimeout)
+    }
+
+    /// An operator request needs a VM whose domain runs (its agent may answer).
+    private func requireRunning(_ id: Int64) async throws {
         guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
         guard vm.state.isLive, vm.state != .pending else {
             throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
         }
-        _ = try await agent(id).request(AgentMessage(type: .navigate, url: url), timeout: settings.agentTimeout)
     }
 
     // MARK: - Reconcile
