@@ -44,7 +44,7 @@ $(BROWSER_IMAGE)/disk.qcow2: init.sh $(TEST_IMAGE_INPUTS)
 test: setup test-image browser-image
 	swift build --build-tests
 	swift test --skip-build
-	# Restarts the host's libvirtd, so it runs alone after everything else.
+	# These restart the host's libvirtd (the Libvirt client's test and the appliance's), so they run alone, last.
 	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter reconnectsAfterLibvirtdRestart
 
 clean:
