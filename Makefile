@@ -45,7 +45,8 @@ test: setup test-image browser-image
 	swift build --build-tests
 	swift test --skip-build
 	# These restart the host's libvirtd (the Libvirt client's test and the appliance's), so they run alone, last.
-	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter reconnectsAfterLibvirtdRestart
+	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter "QemuSystemTests/reconnectsAfterLibvirtdRestart"
+	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter LibvirtdRestartTests
 
 clean:
 	rm -rf .build .build-guest .build-image $(TEST_IMAGE) images/test/work images/browser

@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "GuestAgentTests", dependencies: ["AgentProtocol"]),
+        .testTarget(name: "VNCBridgeTests", dependencies: ["VNCBridge"]),
         .testTarget(
             name: "ApplianceTests",
             dependencies: [

@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct LibvirtdRestartTests {
     @Test(.enabled(if: ProcessInfo.processInfo.environment["VMCLOUD_TEST_RESTART_LIBVIRTD"] == "1",
                    "restarts the host's libvirtd; set VMCLOUD_TEST_RESTART_LIBVIRTD=1 to run"))
-    func applianceReconnectsAfterLibvirtdRestart() async throws {
+    func reconnectsAfterLibvirtdRestartUnderARunningAppliance() async throws {
         try await withAppliance("libvirtd") { run in
             let api = run.api
             _ = try await api.postOK("/set-pool-size/1/1/600000")
