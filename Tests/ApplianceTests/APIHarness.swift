@@ -25,7 +25,7 @@ struct APIHarness {
         let image = GuestImage(directory: directory, disk: directory + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil)
         let hypervisor = Hypervisor(
             libvirt: libvirt, state: state, image: image, accelerator: .tcg, instanceId: store.instanceId,
-            memoryMiB: 128, vcpus: 1, logger: Logger(label: "test"))
+            memoryMiB: 128, vcpus: 1)
         blobs = try BlobStore(root: state.blobsDir)
         let captures = CaptureReceiver(blobs: blobs, logger: Logger(label: "test"))
         pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),

@@ -59,12 +59,6 @@ final class FakeGuest: @unchecked Sendable {
 
     func send(_ message: AgentMessage) { send(String(decoding: message.encodedLine().dropLast(), as: UTF8.self)) }
 
-    var isConnected: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return connection >= 0
-    }
-
     func close() {
         shutdown(listener, Int32(SHUT_RDWR))
         Glibc.close(listener)

@@ -37,7 +37,7 @@ struct ApplianceServer {
         }
         let hypervisor = Hypervisor(
             libvirt: libvirt, state: state, image: image, accelerator: accelerator, network: config.network, instanceId: store.instanceId,
-            memoryMiB: config.memoryMiB, vcpus: config.vcpus, logger: logger)
+            memoryMiB: config.memoryMiB, vcpus: config.vcpus)
         let blobs = try BlobStore(root: state.blobsDir)
         let captures = CaptureReceiver(blobs: blobs, logger: logger)
         let pool = Pool(

@@ -21,7 +21,7 @@ struct ServeConfig: Equatable, Sendable {
     /// Cookies for batches made through the seed's prepare-batch (which cannot pass any).
     var defaultCookies: [Cookie] = []
 
-    var imageDirectory: String { image ?? stateDir + "/image" }
+    var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String

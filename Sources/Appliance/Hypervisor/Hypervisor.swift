@@ -1,6 +1,5 @@
 import Foundation
 import Libvirt
-import Logging
 
 /// The pool's view of libvirt: builds each VM's domain (overlay, sockets, metadata), starts and
 /// destroys it, and finds this appliance's domains again after a restart.
@@ -17,10 +16,9 @@ final class Hypervisor: Sendable {
     let instanceId: String
     let memoryMiB: Int
     let vcpus: Int
-    private let logger: Logger
 
     init(libvirt: LibvirtClient, state: StateDirectory, image: GuestImage, accelerator: Accelerator,
-         network: GuestNetwork = .user, instanceId: String, memoryMiB: Int, vcpus: Int, logger: Logger) {
+         network: GuestNetwork = .user, instanceId: String, memoryMiB: Int, vcpus: Int) {
         self.libvirt = libvirt
         self.state = state
         self.image = image
@@ -29,7 +27,6 @@ final class Hypervisor: Sendable {
         self.instanceId = instanceId
         self.memoryMiB = memoryMiB
         self.vcpus = vcpus
-        self.logger = logger
     }
 
     /// Prefix of our domain names: `vmcloud-<instance>`.

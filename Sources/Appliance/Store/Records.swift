@@ -13,10 +13,6 @@ enum VMState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible 
         case .failed, .destroying, .destroyed: return false
         }
     }
-
-    static let liveStates: [VMState] = allCases.filter(\.isLive)
-    /// States whose domain should exist in libvirt.
-    static let withDomain: [VMState] = allCases.filter { $0 != .destroyed }
 }
 
 enum HandleState: String, Codable, Sendable, DatabaseValueConvertible {
