@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -20,6 +22,7 @@ let package = Package(
     targets: [
         // C system libraries.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Swift wrapper owning libvirt's C resources; no knowledge of the pool.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
@@ -28,14 +31,27 @@ let package = Package(
         // agent links statically and small).
         .target(name: "AgentProtocol"),
 
-        .target(name: "VNCBridge"),
+        // Screen images: PPM/PNG decoding, scaling and PNG encoding for screenshots and thumbnails.
+        .target(name: "ScreenImage", dependencies: ["CZlib"]),
+
+        // WebSocket <-> RFB relay to a VM's VNC unix socket, with view-only filtering.
+        .target(
+            name: "VNCBridge",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "AudioRelay"),
 
         .executableTarget(
             name: "Appliance",
             dependencies: [
-                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay",
+                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ScreenImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -50,13 +66,21 @@ let package = Package(
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "GuestAgentTests", dependencies: ["AgentProtocol"]),
-        .testTarget(name: "VNCBridgeTests", dependencies: ["VNCBridge"]),
+        .testTarget(
+            name: "VNCBridgeTests",
+            dependencies: [
+                "VNCBridge",
+                .product(name: "WSClient", package: "swift-websocket"),
+            ]
+        ),
+        .testTarget(name: "ScreenImageTests", dependencies: ["ScreenImage"]),
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "Libvirt", "AgentProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "WSClient", package: "swift-websocket"),
             ],
             exclude: ["EndToEnd/screen_share.py"]
         ),

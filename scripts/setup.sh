@@ -20,9 +20,12 @@ packages=(
     # building the browser image (`appliance image build`): debootstrap, mkfs.ext4 -d, strip
     debootstrap e2fsprogs binutils
     # building the appliance
-    pkg-config libsqlite3-dev
+    pkg-config libsqlite3-dev zlib1g-dev
     # the guest agent's browser tests (headless Chromium on the host)
     chromium
+    # the VNC viewer page (noVNC, served from /usr/share/novnc), its browser test and the
+    # bridge benchmark's baseline (websockify)
+    novnc websockify chromium-driver python3-selenium python3-pil
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,9 @@
 ///   events, XVP (power control) and SetDesktopSize. Display negotiation (SetPixelFormat,
 ///   SetEncodings, FramebufferUpdateRequest), QEMU audio messages and the handshake pass.
 ///
+/// ClientInit's shared flag is always forwarded as 1, so that no client can disconnect the
+/// others by asking for exclusive access.
+///
 /// Handshake: the filter accepts only RFB 3.7/3.8 with security type None (1) and refuses 3.3
 /// and VNC auth, so it never needs to see the server's bytes (the bridge talks to QEMU's unix
 /// socket, which offers None). See `RFBFilterError` for every reason a session ends.
@@ -98,7 +101,10 @@ public struct RFBClientStreamFilter: Sendable {
         case .securityType:
             try RFBHandshake.checkSecurityType(header[0])
             finishHeader(payload: 0, forward: true, next: .clientInit, into: &output)
-        case .clientInit: // The shared flag: any value is fine.
+        case .clientInit:
+            // The shared flag is forced on: a client asking for exclusive access would make
+            // QEMU disconnect every other viewer of the VM (the worker or a supervisor).
+            header[0] = 1
             finishHeader(payload: 0, forward: true, next: .messages, into: &output)
         case .messages:
             switch try RFBClientMessage.inspect(header, maxEncodings: Self.maxEncodings, maxCut: Self.maxCutTextLength) {

@@ -12,6 +12,7 @@ import NIOPosix
 struct APIHarness {
     let pool: Pool
     let blobs: BlobStore
+    let viewer: ViewerAccess
     let directory: String
     let libvirt: LibvirtClient
 
@@ -27,6 +28,8 @@ struct APIHarness {
             libvirt: libvirt, state: state, image: image, accelerator: .tcg, instanceId: store.instanceId,
             memoryMiB: 128, vcpus: 1)
         blobs = try BlobStore(root: state.blobsDir)
+        viewer = ViewerAccess(tokens: try AccessTokens.load(path: state.viewerSecret), store: store,
+                              vncSocket: { [state] in state.vncSocket(vm: $0) })
         let captures = CaptureReceiver(blobs: blobs, logger: Logger(label: "test"))
         pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),
                     group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
@@ -34,7 +37,7 @@ struct APIHarness {
 
     func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let app = Application(router: ApplianceServer.router(pool: pool, blobs: blobs))
+        let app = Application(router: ApplianceServer.router(pool: pool, blobs: blobs, viewer: viewer))
         try await app.test(.router, body)
         await libvirt.close()
     }

@@ -85,8 +85,10 @@ import VNCBridge
         let stream = RFB.bytes([RFB.version("RFB 003.007\n"), RFB.security(1), RFB.clientInit(shared: false), encodings, cut])
         var rng = SeededGenerator(seed: 7)
         let result = feed(stream, cuts: randomCuts(count: stream.count, maxChunk: 65536, using: &rng), mode: .control)
-        #expect(result.error == nil && result.output == stream)
+        // The exclusive-access request comes out as shared: no client disconnects the others.
+        let shared = RFB.bytes([RFB.version("RFB 003.007\n"), RFB.security(1), RFB.clientInit(shared: true), encodings, cut])
+        #expect(result.error == nil && result.output == shared)
         let view = feed(stream, cuts: [], mode: .view)
-        #expect(view.error == nil && view.output == RFB.bytes([RFB.version("RFB 003.007\n"), RFB.security(1), RFB.clientInit(shared: false), encodings]))
+        #expect(view.error == nil && view.output == RFB.bytes([RFB.version("RFB 003.007\n"), RFB.security(1), RFB.clientInit(shared: true), encodings]))
     }
 }

@@ -8,6 +8,7 @@ struct LegacyRoutes {
     /// The operator's default cookies (config `defaultCookies`): the seed's prepare-batch has no
     /// way to pass any.
     let defaultCookies: [AgentProtocol.Cookie]
+    let viewer: ViewerAccess
 
     func register(on router: Router<some RequestContext>) {
         router.post("/set-pool-size/:min/:max/:linger") { _, context in
@@ -33,7 +34,7 @@ struct LegacyRoutes {
             try await pool.release(handleId: InputValidation.id(context.parameters.require("vmhandle"), "vmhandle"))
             return JSONBody.empty
         }
-        router.get("/handle-status/:vmhandle") { _, context in
+        router.get("/handle-status/:vmhandle") { request, context in
             let id = try InputValidation.id(context.parameters.require("vmhandle"), "vmhandle")
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             guard handle.state == .assigned, let vmId = handle.vmId, let vm = try await pool.store.vm(vmId) else {
@@ -41,6 +42,7 @@ struct LegacyRoutes {
             }
             var view = VMView(vm)
             view.pages = .init(count: try await pool.store.pages(handle: handle).count, list: "/v1/handles/\(id)/pages")
+            view.viewer = try await viewer.links(for: handle, baseURL: viewer.baseURL(for: request))
             return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: view))
         }
         router.post("/cancel-batch/:batch") { _, context in

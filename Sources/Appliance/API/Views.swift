@@ -22,6 +22,8 @@ struct VMView: Encodable, Equatable {
     let lastError: String?
     /// Set when the VM is shown for a handle (handle-status).
     var pages: PagesReference?
+    /// Set when the VM is shown for a handle (handle-status): its screen in a browser.
+    var viewer: ViewerAccess.Links?
 
     init(_ vm: VMRecord) {
         id = vm.id!

@@ -1,6 +1,7 @@
 import AgentProtocol
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Libvirt
 import Logging
 import NIOPosix
@@ -45,12 +46,18 @@ struct ApplianceServer {
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
-        let router = Self.router(pool: pool, blobs: blobs, defaultCookies: config.defaultCookies)
+        let viewer = ViewerAccess(
+            tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
+            vncSocket: { [state] in state.vncSocket(vm: $0) })
+        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, defaultCookies: config.defaultCookies)
         let runningLogger = logger
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: ViewerRoutes(access: viewer).webSocketRouter(),
+                configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
-            services: [PoolService(pool: pool)],
+            services: [PoolService(pool: pool), ViewerAccessService(access: viewer, logger: logger)],
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -62,12 +69,13 @@ struct ApplianceServer {
 
 extension ApplianceServer {
     /// Every route of the API over one pool.
-    static func router(pool: Pool, blobs: BlobStore, defaultCookies: [AgentProtocol.Cookie] = []) -> Router<BasicRequestContext> {
+    static func router(pool: Pool, blobs: BlobStore, viewer: ViewerAccess, defaultCookies: [AgentProtocol.Cookie] = []) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
-        LegacyRoutes(pool: pool, defaultCookies: defaultCookies).register(on: router)
-        V1Routes(pool: pool, openAPIDocument: OpenAPIDocument.load()).register(on: router)
+        LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
+        V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml")).register(on: router)
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
+        ViewerRoutes(access: viewer).register(on: router)
         return router
     }
 }
@@ -78,19 +86,5 @@ struct PoolService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await pool.run() }
-    }
-}
-
-/// The OpenAPI document (docs/openapi.yaml), found beside an installed binary or in the source
-/// tree the binary was built from.
-enum OpenAPIDocument {
-    static func load() -> String? {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let candidates = [
-            "/usr/share/vmcloud/openapi.yaml",
-            executable.deletingLastPathComponent().appendingPathComponent("../../docs/openapi.yaml").path,
-            executable.deletingLastPathComponent().appendingPathComponent("../../../docs/openapi.yaml").path,
-        ]
-        return candidates.lazy.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }.first
     }
 }

@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -48,6 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (default: info)")
     var logLevel: String?
 
+    @Option(help: "The appliance's address as users' browsers reach it, for the viewer links in handle-status, e.g. https://vms.example.org. (default: http:// and the request's Host header)")
+    var publicURL: String?
+
     func resolvedConfig() throws -> ServeConfig {
         var settings = ServeConfig()
         if let config { try settings.apply(file: config) }
@@ -62,6 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let bootTimeout { settings.bootTimeout = bootTimeout }
         if let agentTimeout { settings.agentTimeout = agentTimeout }
         if let logLevel { settings.logLevel = logLevel }
+        if let publicURL { try settings.setPublicURL(publicURL) }
         try settings.validate()
         return settings
     }

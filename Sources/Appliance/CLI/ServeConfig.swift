@@ -20,6 +20,9 @@ struct ServeConfig: Equatable, Sendable {
     var logLevel = "info"
     /// Cookies for batches made through the seed's prepare-batch (which cannot pass any).
     var defaultCookies: [Cookie] = []
+    /// Base of the viewer links (scheme://host[:port], no trailing slash); nil: from each
+    /// request's Host header.
+    var publicURL: String?
 
     var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
@@ -44,10 +47,11 @@ struct ServeConfig: Equatable, Sendable {
         var logLevel: String?
         var defaultCookies: [Cookie]?
         var network: String?
+        var publicURL: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
-            case defaultCookies, network
+            case defaultCookies, network, publicURL
         }
     }
 
@@ -83,6 +87,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.agentTimeout { agentTimeout = v }
         if let v = file.logLevel { logLevel = v }
         if let v = file.network { try setNetwork(v) }
+        if let v = file.publicURL { try setPublicURL(v) }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
@@ -99,6 +104,15 @@ struct ServeConfig: Equatable, Sendable {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         listenHost = host.isEmpty ? "0.0.0.0" : host
         listenPort = port
+    }
+
+    mutating func setPublicURL(_ value: String) throws {
+        let trimmed = value.hasSuffix("/") ? String(value.dropLast()) : value
+        guard let url = URL(string: trimmed), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
+              url.query == nil, url.fragment == nil else {
+            throw Invalid(description: "public URL must be http(s)://HOST[:PORT][/PATH], got '\(value)'")
+        }
+        publicURL = trimmed
     }
 
     mutating func setNetwork(_ value: String) throws {

@@ -14,6 +14,8 @@ struct StateDirectory: Sendable {
     var defaultImage: String { root + "/image" }
     /// Captured screenshots and pages, by content hash.
     var blobsDir: String { root + "/blobs" }
+    /// The key viewer tokens are derived from (mode 0600).
+    var viewerSecret: String { root + "/viewer-secret" }
 
     struct AccessError: Error, CustomStringConvertible {
         let path: String

@@ -93,6 +93,18 @@ enum Migrations {
             }
             try db.create(index: "page_by_session", on: "page", columns: ["vmId", "vmSession"])
         }
+        migrator.registerMigration("v3-access-tokens") { db in
+            // Viewer tokens, by SHA-256 of the token (never the token itself). A token is only
+            // valid while its handle holds the VM in the same session (see AccessTokenStore).
+            try db.create(table: "access_token") { t in
+                t.primaryKey("hash", .text)
+                t.column("handleId", .integer).notNull().references("handle")
+                t.column("vmId", .integer).notNull().references("vm")
+                t.column("vmSession", .integer).notNull()
+                t.column("scope", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }
