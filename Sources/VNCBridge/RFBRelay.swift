@@ -42,22 +42,26 @@ public struct RFBRelay: Sendable {
         session: BridgeSession, eventLoop: any EventLoop
     ) async throws -> End {
         let vnc = try await VNCSocket.connect(path: socketPath, on: eventLoop)
+        // From here on a failing write or read means that side went away: it ends the relay
+        // like a close, it is not an error of the bridge.
         let end = try await vnc.executeThenClose { fromVM, toVM in
-            try await withThrowingTaskGroup(of: End.self) { group in
+            await withTaskGroup(of: End.self) { group in
                 group.addTask {
-                    for try await buffer in fromVM {
-                        try await outbound.write(.binary(buffer))
-                    }
+                    do {
+                        for try await buffer in fromVM {
+                            do { try await outbound.write(.binary(buffer)) } catch { return .clientClosed }
+                        }
+                    } catch {}
                     return .vmClosed
                 }
                 group.addTask { [mode] in
-                    try await Self.forward(inbound, to: toVM, mode: mode)
+                    await Self.forward(inbound, to: toVM, mode: mode)
                 }
                 group.addTask {
                     await session.revoked()
                     return .revoked
                 }
-                let first = try await group.next() ?? .clientClosed
+                let first = await group.next() ?? .clientClosed
                 group.cancelAll()
                 return first
             }
@@ -80,21 +84,22 @@ public struct RFBRelay: Sendable {
     private static func forward(
         _ inbound: WebSocketInboundStream, to vm: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         mode: RFBClientStreamFilter.Mode
-    ) async throws -> End {
+    ) async -> End {
         var filter = RFBClientStreamFilter(mode: mode)
         var output: [UInt8] = []
-        for try await frame in inbound {
-            if frame.opcode == .text { return .rejected("text frames are not RFB; use binary frames") }
-            output.removeAll(keepingCapacity: true)
-            do {
-                try filter.filter(frame.data.readableBytesView, into: &output)
-            } catch {
-                // What preceded the bad message is valid and goes through first.
-                if !output.isEmpty { try await vm.write(ByteBuffer(bytes: output)) }
-                return .rejected("\(error) after \(filter.bytesConsumed) bytes")
+        do {
+            for try await frame in inbound {
+                if frame.opcode == .text { return .rejected("text frames are not RFB; use binary frames") }
+                output.removeAll(keepingCapacity: true)
+                var rejection: RFBFilterError?
+                do { try filter.filter(frame.data.readableBytesView, into: &output) } catch { rejection = error }
+                // On a rejection, what preceded the bad message is valid and goes through first.
+                if !output.isEmpty {
+                    do { try await vm.write(ByteBuffer(bytes: output)) } catch { return .vmClosed }
+                }
+                if let rejection { return .rejected("\(rejection) after \(filter.bytesConsumed) bytes") }
             }
-            if !output.isEmpty { try await vm.write(ByteBuffer(bytes: output)) }
-        }
+        } catch {}
         return .clientClosed
     }
 }

@@ -71,25 +71,10 @@ func decodeQuotedPrintable(_ text: String) -> String {
 /// measured by screen_share.py beside this file.
 func screenShare(domain: String, color: String, directory: String) throws -> Double {
     let path = directory + "/screen.img"
-    try run("/usr/bin/virsh", ["-c", "qemu:///system", "screenshot", domain, path])
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("screen_share.py").path
-    let output = try run("/usr/bin/python3", [script, path, color])
+    try runTool("/usr/bin/virsh", ["-c", "qemu:///system", "screenshot", domain, path])
+    let output = try runScript("screen_share.py", [path, color])
     guard let share = Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
         throw ApplianceProcess.Failure("screen_share.py said: \(output)")
     }
     return share
-}
-
-@discardableResult
-private func run(_ tool: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw ApplianceProcess.Failure("\(tool) \(arguments.joined(separator: " ")) failed") }
-    return output
 }

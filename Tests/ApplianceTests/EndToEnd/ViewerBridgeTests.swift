@@ -89,6 +89,18 @@ import Testing
             }
             #expect(try await api.get("/v1/vms/\(a.vm)/vnc?token=\(a.control)").0 == 426, "valid token, but not a WebSocket")
 
+            // noVNC from Debian's package, in headless Chromium, shows the VM's screen: its canvas
+            // matches the VM's own screenshot (taken through libvirt), which is not blank.
+            let viewerURL = "\(run.appliance.baseURL)/viewer/\(a.vm)?token=\(a.control)"
+            let shot = try runJSONScript("novnc_check.py", [viewerURL, "\(run.appliance.baseURL)/v1/vms/\(a.vm)/screenshot.png", run.directory])
+            #expect(shot["error"] == nil, "\(shot)")
+            #expect(shot["canvas_size"] as? [Int] == shot["screenshot_size"] as? [Int], "\(shot)")
+            let meanDiff = try #require(shot["mean_diff"] as? Double)
+            #expect(meanDiff < 4, "canvas and screenshot differ: \(shot)")
+            #expect(try #require(shot["differing_fraction"] as? Double) < 0.01, "\(shot)")
+            #expect(try #require(shot["screenshot_stddev"] as? Double) > 10, "the VM screen shows something: \(shot)")
+            #expect(try #require(shot["black_mean_diff"] as? Double) > meanDiff * 4 + 4, "the comparison tells screens apart: \(shot)")
+
             // View-only: the guest receives none of the input; control: it does.
             let before = try await Self.inputCounts(run, vm: a.vm)
             try await Self.sendInput(Self.socketURL(run, vm: a.vm, token: a.view), keys: 8)
@@ -130,6 +142,21 @@ import Testing
             }
             let (other, _) = try await RFBViewer.session(Self.socketURL(run, vm: b.vm, token: b.view)) { try await $0.handshake() }
             #expect(other != nil)
+
+            // Malformed upgrades, WebSocket frames and RFB streams, on both scopes: the appliance
+            // stays up and still serves good sessions.
+            for (seed, token) in [(1, b.control), (2, b.view)] {
+                let fuzz = try runJSONScript("ws_fuzz.py", ["127.0.0.1", "\(run.appliance.port)", "/v1/vms/\(b.vm)/vnc?token=\(token)", "\(seed)", "80"])
+                #expect(fuzz["cases"] as? Int == 80, "\(fuzz)")
+            }
+            #expect(try await api.get("/v1/pool").0 == 200)
+            let (afterFuzz, _) = try await RFBViewer.session(Self.socketURL(run, vm: b.vm, token: b.control)) { stream in
+                let server = try await stream.handshake()
+                try await stream.requestUpdate(incremental: false, width: server.width, height: server.height)
+                return try await stream.readFramebufferUpdate(bitsPerPixel: server.bitsPerPixel)
+            }
+            #expect((afterFuzz ?? 0) > 0)
+            #expect(try await api.handleStatus(b.handle)["assigned"] as? Bool == true, "the fuzzed VM is still held")
         }
     }
 }

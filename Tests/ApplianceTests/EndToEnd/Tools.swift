@@ -1,0 +1,36 @@
+import Foundation
+
+/// Runs a tool to completion; its standard output, or a failure naming the command.
+@discardableResult
+func runTool(_ tool: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    // Read to EOF before waiting: a child blocked on a full pipe would never exit.
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ApplianceProcess.Failure("\(tool) \(arguments.joined(separator: " ")) failed: \(output.suffix(2000))")
+    }
+    return output
+}
+
+/// Runs one of the Python scripts beside this file with Debian's Python (where apt puts
+/// selenium and PIL), not whatever `python3` comes first on PATH.
+func runScript(_ name: String, _ arguments: [String]) throws -> String {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
+    return try runTool("/usr/bin/python3", [script] + arguments)
+}
+
+/// A script's last output line, parsed as a JSON object.
+func runJSONScript(_ name: String, _ arguments: [String]) throws -> [String: Any] {
+    let output = try runScript(name, arguments)
+    let line = output.split(separator: "\n").last.map(String.init) ?? ""
+    guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw ApplianceProcess.Failure("\(name) printed no JSON object: \(output.suffix(2000))")
+    }
+    return object
+}

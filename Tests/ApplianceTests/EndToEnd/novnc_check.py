@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""Opens a viewer URL in headless Chromium (Debian's chromium + chromium-driver, selenium) and
+compares what noVNC draws with the VM's own screenshot.
+
+usage: novnc_check.py VIEWER_URL SCREENSHOT_URL OUT_DIR
+
+Prints one JSON line with the comparison; saves the page, the canvas and the VM screenshot as
+PNGs in OUT_DIR for a person to look at.
+"""
+import base64, io, json, sys, time, urllib.request
+
+from PIL import Image, ImageChops, ImageStat
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+viewer_url, screenshot_url, out_dir = sys.argv[1:4]
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]:
+    options.add_argument(arg)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+try:
+    driver.get(viewer_url)
+    deadline = time.monotonic() + 60
+    state = None
+    while time.monotonic() < deadline:
+        state = driver.execute_script("return window.vmcloudViewer && window.vmcloudViewer.state")
+        if state == "connected":
+            break
+        time.sleep(0.2)
+    if state != "connected":
+        logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
+        print(json.dumps({"error": "viewer never connected", "state": state, "console": [l.get("message") for l in logs][-10:]}))
+        sys.exit(1)
+    # Let noVNC draw the first full update; the VM screen is static text.
+    time.sleep(3)
+    driver.save_screenshot(out_dir + "/page.png")
+    data_url = driver.execute_script("return document.querySelector('#screen canvas').toDataURL('image/png')")
+    canvas = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+    css = driver.execute_script(
+        "const r = document.querySelector('#screen canvas').getBoundingClientRect(); return [r.width, r.height]")
+finally:
+    driver.quit()
+
+with urllib.request.urlopen(screenshot_url, timeout=30) as response:
+    shot = Image.open(io.BytesIO(response.read())).convert("RGB")
+canvas.save(out_dir + "/canvas.png")
+shot.save(out_dir + "/vm-screenshot.png")
+
+same_size = canvas.size == shot.size
+compared = canvas if same_size else canvas.resize(shot.size)
+diff = ImageChops.difference(compared, shot).convert("L")
+differing = sum(1 for v in diff.getdata() if v > 48) / (shot.size[0] * shot.size[1])
+black = Image.new("RGB", shot.size)
+print(json.dumps({
+    "canvas_size": canvas.size, "screenshot_size": shot.size, "css_size": css,
+    "mean_diff": ImageStat.Stat(diff).mean[0],
+    "differing_fraction": differing,
+    "screenshot_stddev": ImageStat.Stat(shot.convert("L")).stddev[0],
+    "black_mean_diff": ImageStat.Stat(ImageChops.difference(shot, black).convert("L")).mean[0],
+}))
