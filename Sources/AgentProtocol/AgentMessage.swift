@@ -82,13 +82,20 @@ public struct AgentMessage: Codable, Sendable, Equatable {
     public var final: Bool?
     /// state: the browser's session history (URLs), oldest first.
     public var history: [String]?
+    /// state: keyboard key presses the guest kernel received since the agent started (evdev
+    /// EV_KEY, value 1 = press, codes below 0x100; autorepeat and releases are not counted).
+    public var keyEvents: UInt64?
+    /// state: pointer events the guest kernel received since the agent started (evdev EV_ABS and
+    /// EV_REL events, and presses of buttons, EV_KEY codes 0x100 and up).
+    public var pointerEvents: UInt64?
 
     public init(
         type: Kind, id: UInt64? = nil, agentVersion: String? = nil, ip: String? = nil,
         homepage: String? = nil, cookies: [Cookie]? = nil, message: String? = nil,
         url: String? = nil, title: String? = nil, page: UInt64? = nil, time: Int64? = nil,
         screenshotBytes: Int? = nil, mhtmlBytes: Int? = nil, part: BlobPart? = nil, offset: Int? = nil,
-        data: String? = nil, final: Bool? = nil, history: [String]? = nil
+        data: String? = nil, final: Bool? = nil, history: [String]? = nil,
+        keyEvents: UInt64? = nil, pointerEvents: UInt64? = nil
     ) {
         self.v = agentProtocolVersion
         self.type = type
@@ -109,6 +116,8 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         self.data = data
         self.final = final
         self.history = history
+        self.keyEvents = keyEvents
+        self.pointerEvents = pointerEvents
     }
 }
 

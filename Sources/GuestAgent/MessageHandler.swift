@@ -11,13 +11,15 @@ import AgentProtocol
 final class MessageHandler: Sendable {
     let browser: any Browser
     let outbox: Outbox
+    let inputs: InputWatcher
     /// Requests beyond this many waiting get an immediate "busy" error instead of a queue that
     /// grows for as long as the host keeps sending.
     private let worker = SerialQueue(name: "requests", limit: 32)
 
-    init(browser: any Browser, outbox: Outbox) {
+    init(browser: any Browser, outbox: Outbox, inputs: InputWatcher) {
         self.browser = browser
         self.outbox = outbox
+        self.inputs = inputs
     }
 
     /// The agent's greeting; the IP is read fresh because the DHCP lease may come late.
@@ -81,9 +83,11 @@ final class MessageHandler: Sendable {
                 return AgentMessage(type: .resetDone, id: id)
             default:
                 let status = try browser.status()
+                let counts = inputs.counts
                 return fittedState(AgentMessage(
                     type: .state, id: id, ip: firstIPv4Address(), homepage: status.homepage,
-                    cookies: status.cookies, history: status.history))
+                    cookies: status.cookies, history: status.history,
+                    keyEvents: counts.keys, pointerEvents: counts.pointer))
             }
         } catch {
             return errorReply(id: id, "\(message.type.rawValue) failed: \(error)")

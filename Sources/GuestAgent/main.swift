@@ -26,5 +26,7 @@ case .chromium:
     chromium.startInBackground(wipe: true)
     browser = chromium
 }
-let handler = MessageHandler(browser: browser, outbox: outbox)
+// Input events the guest receives, so the host can check that VNC input reaches the VM.
+let inputs = InputWatcher()
+let handler = MessageHandler(browser: browser, outbox: outbox, inputs: inputs)
 AgentLoop(portOverride: options.port, handler: handler, outbox: outbox).run()

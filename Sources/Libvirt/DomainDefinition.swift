@@ -77,6 +77,10 @@ public struct DomainDefinition: Sendable, Equatable {
     public var vncSocketPath: String?
     /// `<video><model type=.../>`; nil renders no video element.
     public var videoModel: String? = "vga"
+    /// A virtio tablet (`<input type='tablet' bus='virtio'/>`): QEMU sends VNC pointer events to
+    /// it as absolute positions, and the guest's cloud kernel has no PS/2 mouse driver. The
+    /// keyboard stays the implicit PS/2 one (atkbd is built into that kernel).
+    public var virtioTablet: Bool = true
     public var metadata: Metadata?
 
     public init(
@@ -94,6 +98,7 @@ public struct DomainDefinition: Sendable, Equatable {
         serialLogPath: String? = nil,
         vncSocketPath: String? = nil,
         videoModel: String? = "vga",
+        virtioTablet: Bool = true,
         metadata: Metadata? = nil
     ) {
         self.name = name
@@ -110,6 +115,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.serialLogPath = serialLogPath
         self.vncSocketPath = vncSocketPath
         self.videoModel = videoModel
+        self.virtioTablet = virtioTablet
         self.metadata = metadata
     }
 
@@ -154,6 +160,9 @@ public struct DomainDefinition: Sendable, Equatable {
         }
         if let serialLogPath {
             x += "    <serial type='file'><source path='\(try a(serialLogPath))'/><target port='0'/></serial>\n"
+        }
+        if virtioTablet {
+            x += "    <input type='tablet' bus='virtio'/>\n"
         }
         if let vncSocketPath {
             x += "    <graphics type='vnc' socket='\(try a(vncSocketPath))'/>\n"

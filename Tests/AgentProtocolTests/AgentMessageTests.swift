@@ -14,7 +14,9 @@ func sample(_ kind: AgentMessage.Kind) -> AgentMessage {
     case .reset: return AgentMessage(type: .reset, id: 8)
     case .resetDone: return AgentMessage(type: .resetDone, id: 8)
     case .status: return AgentMessage(type: .status, id: 9)
-    case .state: return AgentMessage(type: .state, id: 9, ip: "10.0.2.15", homepage: "https://example.org/")
+    case .state:
+        return AgentMessage(type: .state, id: 9, ip: "10.0.2.15", homepage: "https://example.org/",
+                            keyEvents: 2, pointerEvents: 40)
     case .ping: return AgentMessage(type: .ping, id: UInt64.max)
     case .pong: return AgentMessage(type: .pong, id: UInt64.max)
     case .error: return AgentMessage(type: .error, id: nil, message: "boom")
@@ -45,6 +47,17 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         // Exactly one newline: strings with newlines must be escaped, or framing breaks.
         #expect(line.filter { $0 == UInt8(ascii: "\n") }.count == 1)
         #expect(try AgentMessage.decode(line: line.dropLast()) == message)
+    }
+
+    @Test func stateCarriesInputCounts() throws {
+        let state = AgentMessage(type: .state, id: 9, keyEvents: 3, pointerEvents: UInt64.max)
+        let line = state.encodedLine()
+        #expect(String(decoding: line, as: UTF8.self)
+            == #"{"id":9,"keyEvents":3,"pointerEvents":18446744073709551615,"type":"state","v":1}"# + "\n")
+        #expect(try AgentMessage.decode(line: line.dropLast()) == state)
+        // An older agent sends no counts.
+        let old = try AgentMessage.decode(line: bytes(#"{"v":1,"type":"state","id":9}"#))
+        #expect(old.keyEvents == nil && old.pointerEvents == nil)
     }
 
     @Test func wireNamesAreStable() throws {

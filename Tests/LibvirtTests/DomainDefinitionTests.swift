@@ -34,6 +34,7 @@ import Testing
                 <interface type='user'><model type='virtio'/></interface>
                 <channel type='unix'><source mode='bind' path='DIR/agent.sock'/><target type='virtio' name='org.vmcloud.agent.0'/></channel>
                 <serial type='file'><source path='DIR/console.log'/><target port='0'/></serial>
+                <input type='tablet' bus='virtio'/>
                 <graphics type='vnc' socket='DIR/vnc.sock'/>
                 <video><model type='vga'/></video>
                 <memballoon model='none'/>
@@ -46,11 +47,12 @@ import Testing
 
     @Test func optionalPartsAreOmitted() throws {
         let xml = try DomainDefinition(
-            name: "bare", type: .kvm, memoryMiB: 64, vcpus: 2, userNetwork: false, videoModel: nil
+            name: "bare", type: .kvm, memoryMiB: 64, vcpus: 2, userNetwork: false, videoModel: nil,
+            virtioTablet: false
         ).xml()
         #expect(xml.contains("<domain type='kvm'>"))
         #expect(xml.contains("<vcpu>2</vcpu>"))
-        for absent in ["<kernel>", "<disk", "<interface", "<channel", "<serial", "<graphics", "<video", "<metadata"] {
+        for absent in ["<kernel>", "<disk", "<interface", "<channel", "<serial", "<input", "<graphics", "<video", "<metadata"] {
             #expect(!xml.contains(absent), "\(absent) should be omitted")
         }
     }

@@ -22,8 +22,10 @@ OUT=$(cd "$1" && pwd)
 CACHE=${VMCLOUD_IMAGE_CACHE:-$HERE/work}
 # Kernel command line: serial console for the boot log, reboot (= destroy) on panic.
 CMDLINE="console=ttyS0 panic=-1 quiet"
-# What the guest needs; their dependencies come from modules.dep. af_packet is for udhcpc.
-WANTED_MODULES="virtio_pci virtio_console virtio_net virtio_blk af_packet"
+# What the guest needs; their dependencies come from modules.dep. af_packet is for udhcpc;
+# evdev + virtio_input give /dev/input/event* for the virtio tablet and the PS/2 keyboard (atkbd
+# and i8042 are built in), where the agent counts input events.
+WANTED_MODULES="virtio_pci virtio_console virtio_net virtio_blk af_packet evdev virtio_input"
 
 step "checking tools"
 [[ -x /opt/swift/usr/bin/swift ]] && PATH="$PATH:/opt/swift/usr/bin"

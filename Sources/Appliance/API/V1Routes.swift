@@ -33,7 +33,9 @@ struct V1Routes {
         v1.get("vms/:id/agent") { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let state = try await pool.agentState(vm: id)
-            return JSONBody.response(AgentStateView(homepage: state.homepage, ip: state.ip, history: state.history, cookies: state.cookies))
+            return JSONBody.response(AgentStateView(
+                homepage: state.homepage, ip: state.ip, history: state.history, cookies: state.cookies,
+                keyEvents: state.keyEvents, pointerEvents: state.pointerEvents))
         }
         v1.post("vms/:id/navigate") { request, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")

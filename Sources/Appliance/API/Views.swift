@@ -156,4 +156,8 @@ struct AgentStateView: Encodable {
     let ip: String?
     let history: [String]?
     let cookies: [Cookie]?
+    /// Input the guest kernel received since its agent started (what a VNC control session
+    /// types and points; a view session adds nothing).
+    let keyEvents: UInt64?
+    let pointerEvents: UInt64?
 }

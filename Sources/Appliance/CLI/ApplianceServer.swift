@@ -49,7 +49,8 @@ struct ApplianceServer {
         let viewer = ViewerAccess(
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })
-        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, defaultCookies: config.defaultCookies)
+        let screens = ScreenshotCache { try await libvirt.screenshot(domainName: $0) }
+        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, defaultCookies: config.defaultCookies)
         let runningLogger = logger
         let app = Application(
             router: router,
@@ -69,13 +70,16 @@ struct ApplianceServer {
 
 extension ApplianceServer {
     /// Every route of the API over one pool.
-    static func router(pool: Pool, blobs: BlobStore, viewer: ViewerAccess, defaultCookies: [AgentProtocol.Cookie] = []) -> Router<BasicRequestContext> {
+    static func router(
+        pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, defaultCookies: [AgentProtocol.Cookie] = []
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
         V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml")).register(on: router)
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
+        ScreenRoutes(pool: pool, screens: screens).register(on: router)
         return router
     }
 }

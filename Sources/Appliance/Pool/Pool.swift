@@ -103,12 +103,14 @@ actor Pool {
         _ = try await agent(id).request(AgentMessage(type: .navigate, url: url), timeout: settings.agentTimeout)
     }
 
-    /// An operator request needs a VM whose domain runs (its agent may answer).
-    private func requireRunning(_ id: Int64) async throws {
+    /// An operator request needs a VM whose domain runs (its agent may answer, its screen shows).
+    @discardableResult
+    func requireRunning(_ id: Int64) async throws -> VMRecord {
         guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
         guard vm.state.isLive, vm.state != .pending else {
             throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
         }
+        return vm
     }
 
     // MARK: - Reconcile
