@@ -132,7 +132,8 @@ public final class LibvirtClient: @unchecked Sendable {
 
     /// Runs `body` with the live connection on the client's queue, waiting (bounded) for a
     /// reconnect if the connection is currently down.
-    private func perform<T: Sendable>(_ body: @escaping @Sendable (LibvirtConnection) throws -> T) async throws -> T {
+    /// Internal (not private) so operations in other files (`LibvirtClient+*.swift`) use it too.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (LibvirtConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
             queue.async {
                 let op = PendingOperation(

@@ -19,8 +19,8 @@ enum Zlib {
         return output
     }
 
-    /// Inflates one complete zlib stream. Output grows as data actually arrives (not from a size
-    /// announced in a header) and stops with `.tooLarge`-style failure past `limit` bytes.
+    /// Inflates one complete zlib stream. The output grows as data actually arrives (not to a
+    /// size announced in a header), and more than `limit` bytes of it is an error.
     static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         guard input.count <= Int(UInt32.max) else { throw ScreenImageError.unsupported("compressed data over 4 GiB") }
         // Heap-allocated: zlib's internal state points back at the z_stream, so it must not move.

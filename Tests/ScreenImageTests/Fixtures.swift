@@ -17,26 +17,22 @@ enum Fixtures {
         }
     }
 
-    /// Smooth gradients with some noise: rows where Sub, Up or None each win.
+    /// Rows of four kinds, so the encoder picks each of its filters: noise, a horizontal
+    /// gradient (Sub wins), a copy of the row above (Up wins) and black (None wins).
     static func mixedImage(width: Int, height: Int) throws -> RasterImage {
         let noise = noise(count: width * height * 3, seed: 7)
         var pixels: [UInt8] = []
         for y in 0..<height {
             for x in 0..<width {
                 let i = (y * width + x) * 3
-                switch y % 3 {
-                case 0: pixels += [UInt8(x & 0xFF), UInt8(y & 0xFF), 200]  // horizontal gradient
-                case 1: pixels += [noise[i], noise[i + 1], noise[i + 2]]
-                default: pixels += [UInt8((x * 3) & 0xFF), 40, UInt8((x + y) & 0xFF)]
+                switch y % 4 {
+                case 0: pixels += noise[i..<i + 3]
+                case 1, 2: pixels += [UInt8((x * 5) & 0xFF), 40, UInt8((x + y / 4) & 0xFF)]
+                default: pixels += [0, 0, 0]
                 }
             }
         }
         return try RasterImage(width: width, height: height, pixels: pixels)
-    }
-
-    static func rgb(_ image: RasterImage, x: Int, y: Int) -> [UInt8] {
-        let i = (y * image.width + x) * 3
-        return Array(image.pixels[i..<i + 3])
     }
 }
 

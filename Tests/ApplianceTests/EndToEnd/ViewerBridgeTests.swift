@@ -95,11 +95,12 @@ import Testing
             let shot = try runJSONScript("novnc_check.py", [viewerURL, "\(run.appliance.baseURL)/v1/vms/\(a.vm)/screenshot.png", run.directory])
             #expect(shot["error"] == nil, "\(shot)")
             #expect(shot["canvas_size"] as? [Int] == shot["screenshot_size"] as? [Int], "\(shot)")
-            let meanDiff = try #require(shot["mean_diff"] as? Double)
-            #expect(meanDiff < 4, "canvas and screenshot differ: \(shot)")
-            #expect(try #require(shot["differing_fraction"] as? Double) < 0.01, "\(shot)")
+            #expect(try #require(shot["mean_diff"] as? Double) < 2, "canvas and screenshot differ: \(shot)")
+            // A blinking cursor may differ; a blank or wrong screen differs in all its text.
+            let differing = try #require(shot["differing_fraction"] as? Double)
+            #expect(differing < 0.001, "\(shot)")
             #expect(try #require(shot["screenshot_stddev"] as? Double) > 10, "the VM screen shows something: \(shot)")
-            #expect(try #require(shot["black_mean_diff"] as? Double) > meanDiff * 4 + 4, "the comparison tells screens apart: \(shot)")
+            #expect(try #require(shot["black_differing_fraction"] as? Double) > max(0.005, differing * 20), "the comparison tells screens apart: \(shot)")
 
             // View-only: the guest receives none of the input; control: it does.
             let before = try await Self.inputCounts(run, vm: a.vm)
