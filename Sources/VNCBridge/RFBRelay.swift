@@ -41,6 +41,15 @@ public struct RFBRelay: Sendable {
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
         session: BridgeSession, eventLoop: any EventLoop
     ) async throws -> End {
+        try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) {
+            try await relay(inbound: inbound, outbound: outbound, session: session, eventLoop: eventLoop)
+        }
+    }
+
+    private func relay(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+        session: BridgeSession, eventLoop: any EventLoop
+    ) async throws -> End {
         let vnc = try await VNCSocket.connect(path: socketPath, on: eventLoop)
         // From here on a failing write or read means that side went away: it ends the relay
         // like a close, it is not an error of the bridge.
