@@ -33,14 +33,17 @@ struct VNCProxyCommand: AsyncParsableCommand {
         let (target, mode) = (unixTarget, viewOnly ? RFBClientStreamFilter.Mode.view : .control)
         let sessions = BridgeSessions<Int>()
         let webSockets = Router(context: ViewerWebSocketContext.self)
-        webSockets.ws("**") { inbound, outbound, context in
-            let session = sessions.open(0)
-            defer { sessions.close(session) }
-            let relay = RFBRelay(socketPath: target, mode: mode, logger: context.logger)
-            do {
-                _ = try await relay.run(inbound: inbound, outbound: outbound, session: session, eventLoop: context.requestContext.eventLoop)
-            } catch {
-                context.logger.warning("cannot reach \(target): \(error)")
+        // "**" matches one or more path components, so "/" is routed on its own.
+        for path: RouterPath in ["/", "**"] {
+            webSockets.ws(path) { inbound, outbound, context in
+                let session = sessions.open(0)
+                defer { sessions.close(session) }
+                let relay = RFBRelay(socketPath: target, mode: mode, logger: context.logger)
+                do {
+                    _ = try await relay.run(inbound: inbound, outbound: outbound, session: session, eventLoop: context.requestContext.eventLoop)
+                } catch {
+                    context.logger.warning("cannot reach \(target): \(error)")
+                }
             }
         }
         let app = Application(
