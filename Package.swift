@@ -23,6 +23,8 @@ let package = Package(
         // C system libraries.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "COgg", pkgConfig: "ogg", providers: [.apt(["libogg-dev"])]),
 
         // Swift wrapper owning libvirt's C resources; no knowledge of the pool.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
@@ -44,6 +46,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Opus encoding and Ogg/Opus pages for the audio streams.
+        .target(name: "OggOpus", dependencies: ["COpus", "COgg"]),
+        // The audio relay (capture per VM, fan-out to listeners): so far a placeholder; its Opus
+        // and Ogg half is OggOpus.
         .target(name: "AudioRelay"),
 
         .executableTarget(
@@ -74,6 +80,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ScreenImageTests", dependencies: ["ScreenImage"]),
+        .testTarget(name: "OggOpusTests", dependencies: ["OggOpus"]),
         .testTarget(
             name: "ApplianceTests",
             dependencies: [

@@ -26,6 +26,8 @@ packages=(
     # the VNC viewer page (noVNC, served from /usr/share/novnc), its browser test and the
     # bridge benchmark's baseline (websockify)
     novnc websockify chromium-driver python3-selenium python3-pil
+    # the audio relay's encoder (libopus, libogg); opus-tools' opusdec decodes its streams in tests
+    libopus-dev libogg-dev opus-tools
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,19 @@ public struct DomainDefinition: Sendable, Equatable {
     }
 
     /// A virtio-serial port exposed on the host as a unix socket that QEMU listens on.
+    /// The guest's sound card (ICH9 HDA) played into a PulseAudio sink on the host.
+    public struct Audio: Sendable, Equatable {
+        /// The PulseAudio server QEMU connects to (a unix socket path).
+        public var serverSocketPath: String
+        /// The sink the guest's output goes to.
+        public var sinkName: String
+
+        public init(serverSocketPath: String, sinkName: String) {
+            self.serverSocketPath = serverSocketPath
+            self.sinkName = sinkName
+        }
+    }
+
     public struct Channel: Sendable, Equatable {
         public var socketPath: String
         public var targetName: String
@@ -81,6 +94,8 @@ public struct DomainDefinition: Sendable, Equatable {
     /// it as absolute positions, and the guest's cloud kernel has no PS/2 mouse driver. The
     /// keyboard stays the implicit PS/2 one (atkbd is built into that kernel).
     public var virtioTablet: Bool = true
+    /// nil: no sound card.
+    public var audio: Audio?
     public var metadata: Metadata?
 
     public init(
@@ -99,6 +114,7 @@ public struct DomainDefinition: Sendable, Equatable {
         vncSocketPath: String? = nil,
         videoModel: String? = "vga",
         virtioTablet: Bool = true,
+        audio: Audio? = nil,
         metadata: Metadata? = nil
     ) {
         self.name = name
@@ -116,6 +132,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.vncSocketPath = vncSocketPath
         self.videoModel = videoModel
         self.virtioTablet = virtioTablet
+        self.audio = audio
         self.metadata = metadata
     }
 
@@ -169,6 +186,12 @@ public struct DomainDefinition: Sendable, Equatable {
         }
         if let videoModel {
             x += "    <video><model type='\(try a(videoModel))'/></video>\n"
+        }
+        if let audio {
+            // HOST-NOTES.md: this pair routes the guest's HDA output into the host sink.
+            x += "    <sound model='ich9'><audio id='1'/></sound>\n"
+            x += "    <audio id='1' type='pulseaudio' serverName='\(try a(audio.serverSocketPath))'>"
+            x += "<output name='\(try a(audio.sinkName))'/></audio>\n"
         }
         // No balloon: memory is fixed per VM and the device only adds guest-side work.
         x += "    <memballoon model='none'/>\n"

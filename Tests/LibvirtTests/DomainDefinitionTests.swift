@@ -52,9 +52,17 @@ import Testing
         ).xml()
         #expect(xml.contains("<domain type='kvm'>"))
         #expect(xml.contains("<vcpu>2</vcpu>"))
-        for absent in ["<kernel>", "<disk", "<interface", "<channel", "<serial", "<input", "<graphics", "<video", "<metadata"] {
+        for absent in ["<kernel>", "<disk", "<interface", "<channel", "<serial", "<input", "<graphics", "<video", "<metadata", "<sound", "<audio"] {
             #expect(!xml.contains(absent), "\(absent) should be omitted")
         }
+    }
+
+    @Test func rendersTheSoundCardIntoAPulseAudioSink() throws {
+        var definition = DomainDefinition(name: "sound", type: .qemu, memoryMiB: 64, vcpus: 1)
+        definition.audio = .init(serverSocketPath: "/run/vmcloud/pulse.sock", sinkName: "vmcloud-vm7")
+        let xml = try definition.xml()
+        #expect(xml.contains("    <sound model='ich9'><audio id='1'/></sound>\n"))
+        #expect(xml.contains("    <audio id='1' type='pulseaudio' serverName='/run/vmcloud/pulse.sock'><output name='vmcloud-vm7'/></audio>\n"))
     }
 
     /// Hostile values must survive a real XML parser byte for byte and not inject elements.

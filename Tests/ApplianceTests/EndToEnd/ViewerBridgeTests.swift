@@ -135,6 +135,7 @@ import Testing
                 let (closedAt, close) = try await viewer.value
                 let seconds = try #require(closedAt).timeIntervalSince(released)
                 #expect(seconds < 1.0, "closed \(seconds) s after the release")
+                print("viewer closed \(String(format: "%.3f", seconds)) s after the release")
                 #expect(close?.closeCode == .unknown(4001), "\(String(describing: close))")
             }
             // The released handle's tokens are dead; the other handle's still work.
