@@ -28,14 +28,12 @@ struct ViewerRoutes {
         }
         // What a token grants, for the viewer page (view-only UI, whether to reconnect).
         router.get("/v1/vms/:id/vnc/access") { request, context in
-            let vm = try InputValidation.id(context.parameters.require("id"), "id")
-            let grant = try await access.grant(token: request.uri.queryParameters["token"].map(String.init), vm: vm)
+            let grant = try await grant(request, context.parameters)
             return JSONBody.response(AccessView(vm: grant.vmId, handle: grant.handleId, scope: grant.scope.rawValue))
         }
         // Reached when the WebSocket router did not upgrade: a bad token, or not a WebSocket.
         router.get("/v1/vms/:id/vnc") { request, context -> Response in
-            let vm = try InputValidation.id(context.parameters.require("id"), "id")
-            _ = try await access.grant(token: request.uri.queryParameters["token"].map(String.init), vm: vm)
+            _ = try await grant(request, context.parameters)
             throw APIError(status: .upgradeRequired, code: "upgrade_required",
                            message: "this endpoint speaks RFB over WebSocket (binary frames); open it with noVNC")
         }
@@ -51,8 +49,7 @@ struct ViewerRoutes {
     func webSocketRouter() -> Router<ViewerWebSocketContext> {
         let router = Router(context: ViewerWebSocketContext.self)
         router.ws("/v1/vms/:id/vnc") { request, context in
-            let vm = try InputValidation.id(context.parameters.require("id"), "id")
-            _ = try await access.grant(token: request.uri.queryParameters["token"].map(String.init), vm: vm)
+            _ = try await grant(request, context.parameters)
             // noVNC may offer the `binary` subprotocol; a browser drops a connection whose
             // answer omits a protocol it offered.
             let offered = request.headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
@@ -63,9 +60,7 @@ struct ViewerRoutes {
         } onUpgrade: { inbound, outbound, context in
             let request = context.request
             // Checked again: access may have ended between the upgrade and now.
-            guard let vm = request.uri.path.split(separator: "/").dropFirst(2).first.flatMap({ Int64($0) }),
-                  let grant = try? await access.grant(token: request.uri.queryParameters["token"].map(String.init), vm: vm)
-            else {
+            guard let grant = try? await grant(request, context.requestContext.parameters) else {
                 try await outbound.close(.unknown(VNCBridge.revokedCloseCode), reason: "access revoked")
                 return
             }
@@ -83,6 +78,12 @@ struct ViewerRoutes {
             }
         }
         return router
+    }
+
+    /// The grant of the request's `?token=` on the VM of its path, or the error refusing it.
+    private func grant(_ request: Request, _ parameters: Parameters) async throws -> ViewerAccess.Grant {
+        let vm = try InputValidation.id(parameters.require("id"), "id")
+        return try await access.grant(token: request.uri.queryParameters["token"].map(String.init), vm: vm)
     }
 
     struct AccessView: Encodable {
