@@ -23,6 +23,7 @@ let package = Package(
         // C system libraries.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPulse", pkgConfig: "libpulse", providers: [.apt(["libpulse-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "COgg", pkgConfig: "ogg", providers: [.apt(["libogg-dev"])]),
 
@@ -48,9 +49,11 @@ let package = Package(
         ),
         // Opus encoding and Ogg/Opus pages for the audio streams.
         .target(name: "OggOpus", dependencies: ["COpus", "COgg"]),
-        // The audio relay (capture per VM, fan-out to listeners): so far a placeholder; its Opus
-        // and Ogg half is OggOpus.
-        .target(name: "AudioRelay"),
+        // PulseAudio capture per VM (libpulse), encoding once and the fan-out to listeners.
+        .target(
+            name: "AudioRelay",
+            dependencies: ["CPulse", "OggOpus", .product(name: "Logging", package: "swift-log")]
+        ),
 
         .executableTarget(
             name: "Appliance",
@@ -80,11 +83,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ScreenImageTests", dependencies: ["ScreenImage"]),
-        .testTarget(name: "OggOpusTests", dependencies: ["OggOpus"]),
+        // Decoding (opusdec), WAV parsing and tone analysis shared by the audio tests.
+        .target(name: "AudioTestSupport", dependencies: ["AudioRelay"], path: "Tests/AudioTestSupport"),
+        .testTarget(name: "OggOpusTests", dependencies: ["OggOpus", "AudioTestSupport"]),
+        .testTarget(name: "AudioRelayTests", dependencies: ["AudioRelay", "OggOpus", "AudioTestSupport"]),
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "Appliance", "Libvirt", "AgentProtocol",
+                "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "OggOpus", "AudioTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

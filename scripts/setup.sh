@@ -28,6 +28,8 @@ packages=(
     novnc websockify chromium-driver python3-selenium python3-pil
     # the audio relay's encoder (libopus, libogg); opus-tools' opusdec decodes its streams in tests
     libopus-dev libogg-dev opus-tools
+    # VM audio: the PulseAudio daemon the sinks live in, libpulse for capture, paplay/pacat in tests
+    pulseaudio pulseaudio-utils libpulse-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,117 @@
-/// The audio relay (libpulse capture, Opus/Ogg, fan-out) arrives with its own issue; the target
-/// exists now so that the package layout is final.
-public enum AudioRelay {
-    /// Capture format the relay will use: 48 kHz stereo, as QEMU's HDA output into PulseAudio.
-    public static let sampleRate = 48_000
-    public static let channels = 2
+import Foundation
+import Logging
+import Synchronization
+
+/// The appliance's audio: one PulseAudio daemon, a null sink per VM (QEMU plays the VM's sound
+/// card into it) and an `AudioChannel` per sink that listeners subscribe to.
+///
+/// The daemon is the one answering on `socketPath`, started by the relay if none does. If it
+/// dies, the relay starts a new one, loads every VM's sink again and resumes the captures that
+/// have listeners (their sequence numbers and timestamps carry on).
+public final class AudioRelay: Sendable {
+    public let server: PulseServer
+    private let connection: PulseConnection
+    private let logger: Logger
+    private let sinks = Mutex<[String: AudioChannel]>([:])
+    private let recovering = Mutex(false)
+
+    /// - Parameters:
+    ///   - socketPath: where the daemon's native-protocol socket is (QEMU connects there too).
+    ///   - runtimeDirectory: the private daemon's config, state and log.
+    public init(socketPath: String, runtimeDirectory: String, maxOpenFiles: Int = 4096, logger: Logger) throws {
+        server = PulseServer(socketPath: socketPath, runtimeDirectory: runtimeDirectory, maxOpenFiles: maxOpenFiles)
+        self.logger = logger
+        let lost = Mutex<(@Sendable () -> Void)?>(nil)
+        connection = try PulseConnection(socketPath: socketPath, clientName: "vmcloud-appliance") { state in
+            if case .failed = state { lost.withLock { $0 }?() }
+        }
+        lost.withLock { $0 = { [weak self] in self?.connectionLost() } }
+    }
+
+    /// The socket QEMU's `<audio type='pulseaudio' serverName=...>` must name.
+    public var socketPath: String { server.socketPath }
+
+    /// Starts (or finds) the daemon and connects to it.
+    public func start() async throws {
+        let started = try await server.start()
+        try await connection.connect()
+        logger.info("audio relay connected to PulseAudio", metadata: [
+            "socket": "\(server.socketPath)", "daemon": "\(started ? "started" : "found running")"])
+    }
+
+    /// Makes sure the daemon has the null sink `name` (a VM's), and a channel for it.
+    public func ensureSink(_ name: String) async throws {
+        if try await connection.sinkOwnerModule(name: name) == nil {
+            _ = try await connection.loadNullSink(name: name)
+        }
+        _ = channel(for: name, create: true)
+    }
+
+    /// Removes the VM's sink and ends its listeners. Errors are logged: a missing sink or daemon
+    /// leaves nothing to remove.
+    public func removeSink(_ name: String) async {
+        sinks.withLock { $0.removeValue(forKey: name) }?.close()
+        do {
+            if let module = try await connection.sinkOwnerModule(name: name) {
+                try await connection.unloadModule(index: module)
+            }
+        } catch {
+            logger.warning("could not remove a VM's audio sink", metadata: ["sink": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// The channel of sink `name`, if the relay manages that sink.
+    public func channel(for name: String) -> AudioChannel? {
+        channel(for: name, create: false)
+    }
+
+    /// The sinks the relay manages.
+    public var sinkNames: [String] { sinks.withLock { Array($0.keys) } }
+
+    /// Ends every listener and stops a daemon this relay started.
+    public func shutdown() async {
+        for channel in sinks.withLock({ Array($0.values) }) { channel.close() }
+        await server.stop()
+    }
+
+    private func channel(for name: String, create: Bool) -> AudioChannel? {
+        sinks.withLock { sinks in
+            if let existing = sinks[name] { return existing }
+            guard create else { return nil }
+            let channel = AudioChannel(sinkName: name, connection: connection)
+            sinks[name] = channel
+            return channel
+        }
+    }
+
+    /// PulseAudio went away (crash, kill, restart): bring a daemon back, re-create the sinks and
+    /// resume capture. Runs once at a time; retries every second until it succeeds.
+    private func connectionLost() {
+        let first = recovering.withLock { busy in
+            defer { busy = true }
+            return !busy
+        }
+        guard first else { return }
+        logger.warning("PulseAudio connection lost; recovering")
+        Task {
+            defer { recovering.withLock { $0 = false } }
+            while !Task.isCancelled {
+                do {
+                    try await server.start()
+                    try await connection.connect()
+                    for name in sinkNames {
+                        if try await connection.sinkOwnerModule(name: name) == nil {
+                            _ = try await connection.loadNullSink(name: name)
+                        }
+                    }
+                    for channel in sinks.withLock({ Array($0.values) }) { channel.resume() }
+                    logger.info("PulseAudio back; VM sinks re-created", metadata: ["sinks": "\(sinkNames.count)"])
+                    return
+                } catch {
+                    logger.warning("PulseAudio recovery failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
 }
