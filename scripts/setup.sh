@@ -30,6 +30,8 @@ packages=(
     libopus-dev libogg-dev opus-tools
     # VM audio: the PulseAudio daemon the sinks live in, libpulse for capture, paplay/pacat in tests
     pulseaudio pulseaudio-utils libpulse-dev
+    # QEMU's PulseAudio backend (audio-pa.so) lives in qemu-system-gui
+    qemu-system-gui
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,16 @@ public final class AudioChannel: Sendable {
     /// A listener's packets; ends when the channel's sink goes away or the relay shuts down.
     public typealias Packets = AsyncStream<AudioPacket>
 
+    /// One listener: its packets, and the way to stop listening from outside the loop that
+    /// reads them (e.g. when its access is revoked).
+    public struct Subscription: Sendable {
+        public let packets: Packets
+        fileprivate let continuation: Packets.Continuation
+
+        /// Ends `packets` (the reading loop sees the end after what is queued).
+        public func cancel() { continuation.finish() }
+    }
+
     private struct State: ~Copyable {
         var listeners: [UInt64: Packets.Continuation] = [:]
         var nextListener: UInt64 = 0
@@ -84,9 +94,9 @@ public final class AudioChannel: Sendable {
     /// Packets encoded over the channel's life.
     public var encodedPackets: Int { state.withLock { $0.encodedPackets } }
 
-    /// Adds a listener; capture starts if it is the first. Stop listening by ending the iteration
-    /// (or cancelling the task that iterates).
-    public func listen() -> Packets {
+    /// Adds a listener; capture starts if it is the first. Stop listening with `cancel()`, by
+    /// leaving the loop over `packets` or by cancelling the task that runs it.
+    public func listen() -> Subscription {
         let (stream, continuation) = Packets.makeStream(bufferingPolicy: .bufferingNewest(Self.listenerQueuePackets))
         let (id, toStart) = state.withLock { state -> (UInt64, CaptureRun?) in
             state.nextListener += 1
@@ -99,7 +109,7 @@ public final class AudioChannel: Sendable {
             Task { self?.removeListener(id) }
         }
         if let toStart { start(toStart) }
-        return stream
+        return Subscription(packets: stream, continuation: continuation)
     }
 
     /// Restarts capture after the sink came back (PulseAudio restarted) if anyone listens.

@@ -9,7 +9,8 @@ import Glibc
 /// child that passes its descriptors on (PulseAudio clients hand out memfds and sockets) can
 /// keep that socket open, and then `isRunning` stays true and `terminationHandler` never runs
 /// for a process that is long gone (seen here as `paplay` zombies and a hanging daemon stop).
-/// `waitpid` on the pid has no such failure mode.
+/// `waitpid` on the pid has no such failure mode. The child inherits no descriptors but its
+/// standard streams.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// The exit status once reaped (a pid is reaped exactly once).
@@ -24,6 +25,7 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        Self.markInheritedDescriptorsCloseOnExec()
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -78,6 +80,22 @@ public final class ChildProcess: Sendable {
         while true {
             if let status = exitStatus() { return status }
             try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// A long-lived child must not hold our descriptors: sockets, and above all the one through
+    /// which our own parent (e.g. Foundation's `Process` in a test) sees us exit. Descriptors
+    /// opened by Swift, NIO and libpulse are close-on-exec already; inherited ones are not.
+    /// (`posix_spawn_file_actions_addclosefrom_np` is not visible to Swift here.)
+    private static func markInheritedDescriptorsCloseOnExec() {
+        guard let dir = opendir("/proc/self/fd") else { return }
+        defer { closedir(dir) }
+        let own = dirfd(dir)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         }
     }
 

@@ -97,12 +97,14 @@ public final class PulseServer: Sendable {
 
     private func spawn(executable: String) throws -> ChildProcess {
         let fm = FileManager.default
+        // QEMU (the libvirt-qemu user) connects to the socket: its directory must be searchable
+        // (made first, so the private directories below do not make it private as a parent).
+        let socketDirectory = (socketPath as NSString).deletingLastPathComponent
+        try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        chmod(socketDirectory, 0o755)
         for dir in [runtimeDirectory, runtimeDirectory + "/run", runtimeDirectory + "/state"] {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        // QEMU (the libvirt-qemu user) connects to the socket: its directory must be searchable.
-        let socketDirectory = (socketPath as NSString).deletingLastPathComponent
-        try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let conf = runtimeDirectory + "/daemon.conf"
         try "rlimit-nofile = \(maxOpenFiles)\n".write(toFile: conf, atomically: true, encoding: .utf8)
 

@@ -59,7 +59,7 @@ public final class BridgeSession: Sendable {
     }
 
     /// Returns once the session is revoked (or the waiting task is cancelled).
-    func revoked() async {
+    public func revoked() async {
         for await _ in signal { return }
     }
 }

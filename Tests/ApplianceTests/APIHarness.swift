@@ -38,7 +38,8 @@ struct APIHarness {
     func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let app = Application(router: ApplianceServer.router(
-            pool: pool, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) }))
+            pool: pool, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
+            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" })))
         try await app.test(.router, body)
         await libvirt.close()
     }

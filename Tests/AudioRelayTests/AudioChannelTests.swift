@@ -53,7 +53,7 @@ struct AudioChannelTests {
             try await relay.ensureSink("vm_tone")
             let channel = try #require(relay.channel(for: "vm_tone"))
             #expect(!channel.isCapturing)
-            let listener = Listener(channel.listen())
+            let listener = Listener(channel.listen().packets)
             #expect(channel.isCapturing)
             try await Task.sleep(for: .milliseconds(300))
             try await Self.paplay(daemon, sink: "vm_tone", wav: sineWAV(frequency: 1000, seconds: 1.5))
@@ -83,8 +83,8 @@ struct AudioChannelTests {
             let relay = try await Self.relay(daemon)
             try await relay.ensureSink("vm_many")
             let channel = try #require(relay.channel(for: "vm_many"))
-            let listeners = (0..<10).map { _ in Listener(channel.listen()) }
-            let stalled = channel.listen()  // never iterated
+            let listeners = (0..<10).map { _ in Listener(channel.listen().packets) }
+            let stalled = channel.listen().packets  // never iterated
             try await Task.sleep(for: .seconds(2))
             listeners.forEach { $0.stop() }
             let encoded = channel.encodedPackets
@@ -113,7 +113,7 @@ struct AudioChannelTests {
             let relay = try await Self.relay(daemon)
             try await relay.ensureSink("vm_bye")
             let channel = try #require(relay.channel(for: "vm_bye"))
-            let packets = channel.listen()
+            let packets = channel.listen().packets
             let ended = Task { for await _ in packets {}; return true }
             try await Task.sleep(for: .milliseconds(200))
             await relay.removeSink("vm_bye")

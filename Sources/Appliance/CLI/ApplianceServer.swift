@@ -1,4 +1,5 @@
 import AgentProtocol
+import AudioRelay
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -36,9 +37,10 @@ struct ApplianceServer {
                 throw ServeConfig.Invalid(description: "libvirt network '\(network)' is not usable (\(error)); install dnsmasq-base or run with --network user")
             }
         }
+        let audio = try await Self.startAudio(config: config, state: state, logger: logger)
         let hypervisor = Hypervisor(
             libvirt: libvirt, state: state, image: image, accelerator: accelerator, network: config.network, instanceId: store.instanceId,
-            memoryMiB: config.memoryMiB, vcpus: config.vcpus)
+            memoryMiB: config.memoryMiB, vcpus: config.vcpus, audio: audio)
         let blobs = try BlobStore(root: state.blobsDir)
         let captures = CaptureReceiver(blobs: blobs, logger: logger)
         let pool = Pool(
@@ -50,12 +52,16 @@ struct ApplianceServer {
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         let screens = ScreenshotCache { try await libvirt.screenshot(domainName: $0) }
-        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, defaultCookies: config.defaultCookies)
+        let audioRoutes = AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) })
+        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, defaultCookies: config.defaultCookies)
+        let webSockets = Router(context: ViewerWebSocketContext.self)
+        ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
+        audioRoutes.registerWebSocket(on: webSockets)
         let runningLogger = logger
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(
-                webSocketRouter: ViewerRoutes(access: viewer).webSocketRouter(),
+                webSocketRouter: webSockets,
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
             services: [PoolService(pool: pool), ViewerAccessService(access: viewer, logger: logger)],
@@ -64,14 +70,33 @@ struct ApplianceServer {
             },
             logger: logger)
         try await app.runService()
+        await audio?.shutdown()
         await libvirt.close()
+    }
+
+    /// The audio relay with its PulseAudio daemon, unless audio is off.
+    static func startAudio(config: ServeConfig, state: StateDirectory, logger: Logger) async throws -> AudioRelay? {
+        guard config.audio else { return nil }
+        // Without its PulseAudio module QEMU refuses to start any VM with a sound card.
+        let qemuModule = "/usr/lib/x86_64-linux-gnu/qemu/audio-pa.so"
+        guard FileManager.default.fileExists(atPath: qemuModule) else {
+            throw ServeConfig.Invalid(description: "audio: QEMU's PulseAudio backend \(qemuModule) is missing (apt-get install qemu-system-gui), or run with --no-audio")
+        }
+        let relay = try AudioRelay(socketPath: state.audioSocket, runtimeDirectory: state.audioRuntime, logger: logger)
+        do {
+            try await relay.start()
+        } catch {
+            throw ServeConfig.Invalid(description: "audio: \(error) (install pulseaudio, or run with --no-audio)")
+        }
+        return relay
     }
 }
 
 extension ApplianceServer {
     /// Every route of the API over one pool.
     static func router(
-        pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, defaultCookies: [AgentProtocol.Cookie] = []
+        pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
+        defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
@@ -80,6 +105,7 @@ extension ApplianceServer {
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: router)
+        audio.register(on: router)
         return router
     }
 }

@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -51,6 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The appliance's address as users' browsers reach it, for the viewer links in handle-status, e.g. https://vms.example.org. (default: http:// and the request's Host header)")
     var publicURL: String?
 
+    @Flag(inversion: .prefixedNo, help: "Give every VM a sound card whose output the audio relay streams to /audio/{token} (runs a private PulseAudio daemon). (default: on)")
+    var audio: Bool?
+
     func resolvedConfig() throws -> ServeConfig {
         var settings = ServeConfig()
         if let config { try settings.apply(file: config) }
@@ -66,6 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let agentTimeout { settings.agentTimeout = agentTimeout }
         if let logLevel { settings.logLevel = logLevel }
         if let publicURL { try settings.setPublicURL(publicURL) }
+        if let audio { settings.audio = audio }
         try settings.validate()
         return settings
     }

@@ -23,6 +23,8 @@ struct ServeConfig: Equatable, Sendable {
     /// Base of the viewer links (scheme://host[:port], no trailing slash); nil: from each
     /// request's Host header.
     var publicURL: String?
+    /// Whether VMs get a sound card whose output the audio relay streams (needs PulseAudio).
+    var audio = true
 
     var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
@@ -48,10 +50,11 @@ struct ServeConfig: Equatable, Sendable {
         var defaultCookies: [Cookie]?
         var network: String?
         var publicURL: String?
+        var audio: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
-            case defaultCookies, network, publicURL
+            case defaultCookies, network, publicURL, audio
         }
     }
 
@@ -88,6 +91,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.logLevel { logLevel = v }
         if let v = file.network { try setNetwork(v) }
         if let v = file.publicURL { try setPublicURL(v) }
+        if let v = file.audio { audio = v }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")

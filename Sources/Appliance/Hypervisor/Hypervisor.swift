@@ -1,3 +1,4 @@
+import AudioRelay
 import Foundation
 import Libvirt
 
@@ -16,9 +17,11 @@ final class Hypervisor: Sendable {
     let instanceId: String
     let memoryMiB: Int
     let vcpus: Int
+    /// Where each VM's sound card plays (a null sink per VM); nil: VMs have no sound card.
+    let audio: AudioRelay?
 
     init(libvirt: LibvirtClient, state: StateDirectory, image: GuestImage, accelerator: Accelerator,
-         network: GuestNetwork = .user, instanceId: String, memoryMiB: Int, vcpus: Int) {
+         network: GuestNetwork = .user, instanceId: String, memoryMiB: Int, vcpus: Int, audio: AudioRelay? = nil) {
         self.libvirt = libvirt
         self.state = state
         self.image = image
@@ -27,10 +30,14 @@ final class Hypervisor: Sendable {
         self.instanceId = instanceId
         self.memoryMiB = memoryMiB
         self.vcpus = vcpus
+        self.audio = audio
     }
 
     /// Prefix of our domain names: `vmcloud-<instance>`.
     var domainPrefix: String { "vmcloud-\(instanceId)" }
+
+    /// The PulseAudio sink VM `id` plays into: named like its domain.
+    func sinkName(vm id: Int64) -> String { "\(domainPrefix)-vm\(id)" }
 
     func definition(for vm: VMRecord) -> DomainDefinition {
         let id = vm.id!
@@ -45,6 +52,7 @@ final class Hypervisor: Sendable {
             channel: .init(socketPath: state.agentSocket(vm: id), targetName: Self.agentChannelName),
             serialLogPath: state.consoleLog(vm: id),
             vncSocketPath: state.vncSocket(vm: id),
+            audio: audio.map { .init(serverSocketPath: $0.socketPath, sinkName: sinkName(vm: id)) },
             metadata: .init(
                 namespaceURI: Self.metadataNamespace, prefix: "vmcloud", element: "vm",
                 attributes: [.init("appliance", instanceId), .init("id", String(id))]))
@@ -60,12 +68,14 @@ final class Hypervisor: Sendable {
         for stale in [state.agentSocket(vm: id), state.vncSocket(vm: id)] {
             try? FileManager.default.removeItem(atPath: stale)
         }
+        try await audio?.ensureSink(sinkName(vm: id))
         _ = try await libvirt.createTransientDomain(xml: definition(for: vm).xml())
     }
 
     /// Destroys the domain if it runs and removes the VM's files.
     func destroy(vmId: Int64, domainName: String) async throws {
         _ = try await libvirt.destroyDomain(name: domainName)
+        await audio?.removeSink(sinkName(vm: vmId))
         for path in [state.overlay(vm: vmId), state.agentSocket(vm: vmId), state.vncSocket(vm: vmId), state.consoleLog(vm: vmId)] {
             try? FileManager.default.removeItem(atPath: path)
         }

@@ -16,6 +16,9 @@ struct StateDirectory: Sendable {
     var blobsDir: String { root + "/blobs" }
     /// The key viewer tokens are derived from (mode 0600).
     var viewerSecret: String { root + "/viewer-secret" }
+    /// The private PulseAudio daemon: its socket (QEMU and the relay connect there) and files.
+    var audioSocket: String { root + "/audio/native" }
+    var audioRuntime: String { root + "/audio/pulse" }
 
     struct AccessError: Error, CustomStringConvertible {
         let path: String

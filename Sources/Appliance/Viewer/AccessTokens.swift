@@ -7,6 +7,11 @@ enum AccessScope: String, Codable, Sendable, CaseIterable {
     case control
     /// A supervisor: sees the screen; input is dropped by the bridge.
     case view
+    /// A Tuner device: hears the VM's audio, never sees the screen.
+    case audio
+
+    /// Scopes that open the screen.
+    static let screen: Set<AccessScope> = [.control, .view]
 }
 
 /// Makes viewer tokens. A token is the HMAC-SHA256, under a secret kept in the state directory,

@@ -14,12 +14,16 @@ final class ViewerAccess: Sendable {
         let scope: AccessScope
     }
 
-    /// The two links of a handle that holds a VM, as handle-status shows them.
+    /// The links of a handle that holds a VM, as handle-status shows them.
     struct Links: Encodable, Equatable, Sendable {
         /// The worker's: screen and input.
         let url: String
         /// A supervisor's: screen only.
         let viewUrl: String
+        /// A Tuner device's: the VM's audio as Ogg/Opus over HTTP (no screen).
+        let audioUrl: String
+        /// The same audio, one Opus packet per WebSocket message.
+        let audioWsUrl: String
     }
 
     let tokens: AccessTokens
@@ -58,24 +62,35 @@ final class ViewerAccess: Sendable {
             let token = tokens.token(handle: handleId, vm: vmId, session: session, scope: scope)
             records.append(AccessTokenRecord(
                 hash: AccessTokens.hash(token), handleId: handleId, vmId: vmId, vmSession: session, scope: scope, createdAt: Date()))
-            urls[scope] = "\(baseURL)/viewer/\(vmId)?token=\(token)"
+            urls[scope] = scope == .audio ? "\(baseURL)/audio/\(token)" : "\(baseURL)/viewer/\(vmId)?token=\(token)"
         }
         try await store.registerAccessTokens(records)
-        return Links(url: urls[.control]!, viewUrl: urls[.view]!)
+        let audio = urls[.audio]!
+        let webSocketAudio = (audio.hasPrefix("https:") ? "wss:" + audio.dropFirst(6) : "ws:" + audio.dropFirst(5)) + "/ws"
+        return Links(url: urls[.control]!, viewUrl: urls[.view]!, audioUrl: audio, audioWsUrl: webSocketAudio)
     }
 
-    /// The grant of `token` on `vm`, or the API error that refuses it: 401 for a missing,
-    /// malformed, unknown or ended token, 403 for another VM's token.
+    /// The grant of `token` on the screen of `vm`, or the API error that refuses it: 401 for a
+    /// missing, malformed, unknown or ended token, 403 for another VM's token or an audio token.
     func grant(token: String?, vm: Int64) async throws -> Grant {
+        let grant = try await grant(token: token)
+        guard grant.vmId == vm else {
+            throw APIError(status: .forbidden, code: "wrong_vm", message: "the viewer token is not for VM \(vm)")
+        }
+        guard AccessScope.screen.contains(grant.scope) else {
+            throw APIError(status: .forbidden, code: "wrong_scope", message: "an audio token does not open the screen")
+        }
+        return grant
+    }
+
+    /// The grant of a live `token` of any scope (every scope may hear its VM's audio), or 401.
+    func grant(token: String?) async throws -> Grant {
         guard let token, AccessTokens.isWellFormed(token) else {
             throw APIError(status: .unauthorized, code: "invalid_token", message: "a viewer token is required (?token=...)")
         }
         let hash = AccessTokens.hash(token)
         guard let record = try await store.liveAccessGrant(hash: hash) else {
             throw APIError(status: .unauthorized, code: "invalid_token", message: "the viewer token is unknown or its handle has ended")
-        }
-        guard record.vmId == vm else {
-            throw APIError(status: .forbidden, code: "wrong_vm", message: "the viewer token is not for VM \(vm)")
         }
         return Grant(tokenHash: hash, handleId: record.handleId, vmId: record.vmId, scope: record.scope)
     }

@@ -45,9 +45,8 @@ struct ViewerRoutes {
     static let webSocketConfiguration = WebSocketServerConfiguration(
         maxFrameSize: (1 << 20) + 64, autoPing: .enabled(timePeriod: .seconds(30)), closeTimeout: .seconds(1))
 
-    /// The router the HTTP server consults for WebSocket upgrade requests.
-    func webSocketRouter() -> Router<ViewerWebSocketContext> {
-        let router = Router(context: ViewerWebSocketContext.self)
+    /// Adds the VNC WebSocket to the router the HTTP server consults for upgrade requests.
+    func registerWebSocket(on router: Router<ViewerWebSocketContext>) {
         router.ws("/v1/vms/:id/vnc") { request, context in
             _ = try await grant(request, context.parameters)
             // noVNC may offer the `binary` subprotocol; a browser drops a connection whose
@@ -77,7 +76,6 @@ struct ViewerRoutes {
                 try? await outbound.close(.unexpectedServerError, reason: "the VM's screen is not reachable")
             }
         }
-        return router
     }
 
     /// The grant of the request's `?token=` on the VM of its path, or the error refusing it.

@@ -234,6 +234,9 @@ func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .
     defer {
         appliance.stop()
         virshDestroyAll(prefix: run.prefix)
+        // The appliance stops the PulseAudio daemon it started; one it adopted after a kill -9
+        // outlives it, so end any daemon on this state directory's socket.
+        _ = try? runTool("/usr/bin/pkill", ["-f", "socket=\(appliance.stateDir)/audio/native"])
         try? FileManager.default.removeItem(atPath: dir)
     }
     do {
