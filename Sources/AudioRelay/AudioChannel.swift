@@ -39,6 +39,10 @@ public final class AudioChannel: Sendable {
         var run: CaptureRun?
         var sequence: UInt64 = 0
         var lastCaptureMicros: Int64 = 0
+        /// The end of the time the silence filler has covered: captured audio from before it
+        /// arrives late (an idle null sink sometimes renders a lump) and is dropped, or the
+        /// stream would run longer than the time it covers.
+        var silenceUntilMicros: Int64 = 0
         var skippedPackets: Int = 0
         var encodedPackets: Int = 0
     }
@@ -194,6 +198,7 @@ public final class AudioChannel: Sendable {
                     run.encoding.emittedFrames += UInt64(samples)
                     let instant = chunk.captureTime + .microseconds(offset * 1_000_000 / Int64(AudioFormat.sampleRate))
                     let micros = run.encoding.wallOffsetMicros + Self.micros(instant - run.encoding.continuousOrigin)
+                    guard micros + Int64(frameMicros) > state.silenceUntilMicros else { continue }
                     publish(pcm, at: micros, run: run, &state)
                 }
             }
@@ -215,6 +220,7 @@ public final class AudioChannel: Sendable {
                 publish(silence, at: at, run: run, &state)
                 at += frame
             }
+            state.silenceUntilMicros = state.lastCaptureMicros + frame
         }
     }
 
