@@ -39,10 +39,6 @@ public final class AudioChannel: Sendable {
         var run: CaptureRun?
         var sequence: UInt64 = 0
         var lastCaptureMicros: Int64 = 0
-        /// The end of the time the silence filler has covered: captured audio from before it
-        /// arrives late (an idle null sink sometimes renders a lump) and is dropped, or the
-        /// stream would run longer than the time it covers.
-        var silenceUntilMicros: Int64 = 0
         var skippedPackets: Int = 0
         var encodedPackets: Int = 0
     }
@@ -69,8 +65,12 @@ public final class AudioChannel: Sendable {
     private struct Encoding {
         let encoder: OpusEncoder
         var framer: PCMFramer
-        /// Frames (one sample per channel) encoded from captured audio since the run started.
+        /// Frames (one sample per channel) framed from captured audio since the run started.
         var emittedFrames: UInt64 = 0
+        /// Audio published in this run (captured or filled), in microseconds of stream time.
+        var producedMicros: Int64 = 0
+        /// When captured audio last arrived (wall clock, µs).
+        var lastArrivalMicros: Int64 = 0
         /// The run's clock origin, on the wall clock and on the monotonic clock.
         let wallOffsetMicros: Int64
         let continuousOrigin: ContinuousClock.Instant
@@ -191,6 +191,12 @@ public final class AudioChannel: Sendable {
             state.withLock { state in
                 guard let run = state.run else { return }
                 let samples = frameDuration.samplesPerChannel
+                let now = Self.wallMicros()
+                run.encoding.lastArrivalMicros = now
+                // The stream may run ahead of the clock by a little (capture jitter) but not by
+                // a lump: an idle null sink sometimes renders a second or two at once, for a time
+                // the silence filler has already covered. Such excess audio is dropped.
+                let allowed = now - run.encoding.wallOffsetMicros + Self.maxAheadMicros
                 for pcm in run.encoding.framer.frames(appending: chunk.pcm) {
                     // Where this frame's first sample sits relative to the chunk's first sample
                     // (negative when part of it came in an earlier chunk): the frame's time.
@@ -198,7 +204,7 @@ public final class AudioChannel: Sendable {
                     run.encoding.emittedFrames += UInt64(samples)
                     let instant = chunk.captureTime + .microseconds(offset * 1_000_000 / Int64(AudioFormat.sampleRate))
                     let micros = run.encoding.wallOffsetMicros + Self.micros(instant - run.encoding.continuousOrigin)
-                    guard micros + Int64(frameMicros) > state.silenceUntilMicros else { continue }
+                    guard run.encoding.producedMicros + Int64(frameMicros) <= allowed else { continue }
                     publish(pcm, at: micros, run: run, &state)
                 }
             }
@@ -206,26 +212,26 @@ public final class AudioChannel: Sendable {
     }
 
     /// A null sink that nothing plays into delivers nothing at all (not silence), e.g. a VM
-    /// whose sound card is idle. Players give up on a stream that stalls, so when capture has
-    /// been quiet for three frames this sends silent frames up to the present.
+    /// whose sound card is idle. Players give up on a stream that stalls, so when no audio has
+    /// arrived for three frames this sends silent frames until the stream has caught up with the
+    /// clock.
     private func fillSilence() {
         state.withLock { state in
             guard let run = state.run, run.encoding.framer.bufferedFrames == 0, run.encoding.framer.partialBytes == 0 else { return }
             let now = Self.wallMicros()
             let frame = Int64(frameMicros)
-            guard now - state.lastCaptureMicros > 3 * frame else { return }
+            guard now - run.encoding.lastArrivalMicros > 3 * frame else { return }
             let silence = [Int16](repeating: 0, count: frameDuration.samplesPerChannel * AudioFormat.channels)
-            var at = max(state.lastCaptureMicros + frame, now - 3 * frame)
-            while at <= now - frame {
-                publish(silence, at: at, run: run, &state)
-                at += frame
+            let elapsed = now - run.encoding.wallOffsetMicros
+            while run.encoding.producedMicros + frame <= elapsed {
+                publish(silence, at: run.encoding.wallOffsetMicros + run.encoding.producedMicros, run: run, &state)
             }
-            state.silenceUntilMicros = state.lastCaptureMicros + frame
         }
     }
 
     /// Encodes one frame captured at `micros` and hands the packet to every listener.
     private func publish(_ pcm: [Int16], at micros: Int64, run: CaptureRun, _ state: inout State) {
+        run.encoding.producedMicros += Int64(frameMicros)
         guard let opus = try? run.encoding.encoder.encode(pcm: pcm) else { return }
         let stamp = max(micros, state.lastCaptureMicros + 1)
         state.lastCaptureMicros = stamp
@@ -237,6 +243,9 @@ public final class AudioChannel: Sendable {
             if case .dropped = listener.yield(packet) { state.skippedPackets += 1 }
         }
     }
+
+    /// How far captured audio may run ahead of the clock before it counts as a stale lump.
+    private static let maxAheadMicros: Int64 = 100_000
 
     private var frameMicros: Int { frameDuration.samplesPerChannel * 1_000_000 / AudioFormat.sampleRate }
 

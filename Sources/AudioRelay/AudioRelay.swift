@@ -14,6 +14,8 @@ public final class AudioRelay: Sendable {
     private let logger: Logger
     private let sinks = Mutex<[String: AudioChannel]>([:])
     private let recovering = Mutex(false)
+    /// Set by `shutdown()`: the daemon going away is then expected, not something to repair.
+    private let isShutDown = Mutex(false)
 
     /// - Parameters:
     ///   - socketPath: where the daemon's native-protocol socket is (QEMU connects there too).
@@ -70,6 +72,7 @@ public final class AudioRelay: Sendable {
 
     /// Ends every listener and stops a daemon this relay started.
     public func shutdown() async {
+        isShutDown.withLock { $0 = true }
         for channel in sinks.withLock({ Array($0.values) }) { channel.close() }
         await server.stop()
     }
@@ -87,6 +90,7 @@ public final class AudioRelay: Sendable {
     /// PulseAudio went away (crash, kill, restart): bring a daemon back, re-create the sinks and
     /// resume capture. Runs once at a time; retries every second until it succeeds.
     private func connectionLost() {
+        guard !isShutDown.withLock({ $0 }) else { return }
         let first = recovering.withLock { busy in
             defer { busy = true }
             return !busy
@@ -95,7 +99,7 @@ public final class AudioRelay: Sendable {
         logger.warning("PulseAudio connection lost; recovering")
         Task {
             defer { recovering.withLock { $0 = false } }
-            while !Task.isCancelled {
+            while !Task.isCancelled, !isShutDown.withLock({ $0 }) {
                 do {
                     try await server.start()
                     try await connection.connect()

@@ -53,6 +53,9 @@ public final class PulseServer: Sendable {
     /// daemon already answered on the socket).
     public var ownsDaemon: Bool { child.withLock { $0?.isRunning ?? false } }
 
+    /// The pid of the daemon this object started, while it runs.
+    public var daemonPID: Int32? { child.withLock { c in c.flatMap { $0.isRunning ? $0.pid : nil } } }
+
     /// Returns once something answers on the socket. Starts a daemon only if nothing does, so a
     /// daemon left running (or started by an operator) is reused. Safe to call again after
     /// PulseAudio died: it starts a fresh one.

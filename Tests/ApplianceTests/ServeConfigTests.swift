@@ -25,6 +25,17 @@ import Testing
         try FileManager.default.removeItem(atPath: directory)
     }
 
+    @Test func audioIsOnUnlessTurnedOff() throws {
+        #expect(try ServeCommand.parse([]).resolvedConfig().audio)
+        let off = try writeConfig(#"{"audio": false}"#)
+        #expect(try ServeCommand.parse(["--config", off]).resolvedConfig().audio == false)
+        #expect(try ServeCommand.parse(["--config", off, "--audio"]).resolvedConfig().audio, "the flag wins over the file")
+        #expect(try ServeCommand.parse(["--no-audio"]).resolvedConfig().audio == false)
+        let bad = try writeConfig(#"{"audio": "yes"}"#)
+        #expect { try ServeCommand.parse(["--config", bad]).resolvedConfig() } throws: { "\($0)".contains("'audio' must be") }
+        try FileManager.default.removeItem(atPath: directory)
+    }
+
     @Test func badConfigIsRefusedWithTheReason() throws {
         let cases: [(String, String)] = [
             (#"{"lisen": "0.0.0.0:1"}"#, "unknown key 'lisen'"),

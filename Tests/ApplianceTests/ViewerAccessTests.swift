@@ -34,13 +34,21 @@ import VNCBridge
         #expect(try await access.links(for: handles[0], baseURL: "http://h:1") == links, "the same links on every call")
         #expect(try await access.grant(token: Self.token(links.url), vm: vm).scope == .control)
         #expect(try await access.grant(token: Self.token(links.viewUrl), vm: vm).scope == .view)
-        // Another VM's token, a made-up one, none.
-        for (token, status) in [(Self.token(other.url), 403), (String(repeating: "x", count: 43), 401), (nil, 401), ("a/b", 401)] {
+        // The audio links carry a third token: it hears the VM, it never opens the screen.
+        let audioToken = String(links.audioUrl.split(separator: "/").last!)
+        #expect(links.audioUrl == "http://h:1/audio/\(audioToken)")
+        #expect(links.audioWsUrl == "ws://h:1/audio/\(audioToken)/ws")
+        #expect(Set([audioToken, Self.token(links.url), Self.token(links.viewUrl)]).count == 3)
+        #expect(try await access.grant(token: audioToken).scope == .audio)
+        #expect(try await access.grant(token: audioToken).vmId == vm)
+        #expect(try await access.grant(token: Self.token(links.viewUrl)).scope == .view, "viewer tokens hear the audio too")
+        // Another VM's token, an audio token on the screen, a made-up one, none.
+        for (token, status) in [(Self.token(other.url), 403), (audioToken, 403), (String(repeating: "x", count: 43), 401), (nil, 401), ("a/b", 401)] {
             await #expect { _ = try await access.grant(token: token, vm: vm) } throws: { ($0 as? APIError)?.status.code == status }
         }
-        // Only hashes are stored.
+        // Only hashes are stored: three tokens per handle.
         let stored = try await access.store.pool.read { db in try String.fetchAll(db, sql: "SELECT hash FROM access_token") }
-        #expect(stored.count == 4 && !stored.contains(Self.token(links.url)))
+        #expect(stored.count == 6 && !stored.contains(Self.token(links.url)))
         #expect(stored.contains(AccessTokens.hash(Self.token(links.url))))
         let mode = try FileManager.default.attributesOfItem(atPath: dir + "/viewer-secret")[.posixPermissions] as? Int
         #expect(mode == 0o600)

@@ -131,3 +131,46 @@ extension PulseConnection {
         return try await sinkExists(name: name)
     }
 }
+
+/// PulseAudio dies under a running relay: the relay starts a new daemon, loads the sinks again
+/// and the listener's stream carries on with monotonic sequence numbers and capture times.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct AudioRelayRecoveryTests {
+    @Test func daemonRestartRecreatesSinksAndResumesCapture() async throws {
+        let directory = NSTemporaryDirectory() + "pa-relay-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = try AudioRelay(socketPath: directory + "/native", runtimeDirectory: directory + "/pulse", logger: Logger(label: "test"))
+        try await relay.start()
+        #expect(relay.server.ownsDaemon)
+        try await relay.ensureSink("vm_phoenix")
+        let channel = try #require(relay.channel(for: "vm_phoenix"))
+        let listener = AudioChannelTests.Listener(channel.listen().packets)
+        try await Task.sleep(for: .milliseconds(500))
+        let before = listener.packets.count
+        #expect(before > 20)
+
+        // Kill the daemon the relay started.
+        let killed = try #require(relay.server.daemonPID)
+        kill(killed, SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var recovered = false
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            if relay.server.daemonPID.map({ $0 != killed }) == true,
+               (try? await PulseConnection(socketPath: directory + "/native").sinkExistsAfterConnect(name: "vm_phoenix")) == true {
+                recovered = true
+                break
+            }
+        }
+        #expect(recovered, "a new daemon with the VM's sink")
+        // The listener keeps receiving from the new daemon.
+        let count = listener.packets.count
+        try await Task.sleep(for: .seconds(1))
+        #expect(listener.packets.count > count + 50, "\(listener.packets.count - count) packets in the second after recovery")
+        let packets = listener.packets
+        #expect(zip(packets, packets.dropFirst()).allSatisfy { $1.sequence == $0.sequence + 1 && $1.captureMicros > $0.captureMicros })
+        listener.stop()
+        await relay.shutdown()
+        #expect(!PulseServer.isAnswering(socketPath: directory + "/native"))
+    }
+}

@@ -96,12 +96,19 @@ public func goertzelPower(_ x: ArraySlice<Double>, frequency: Double, rate: Doub
     return s1 * s1 + s2 * s2 - coefficient * s1 * s2
 }
 
-/// Frequency (50...5000 Hz, 10 Hz steps) with the most power over 0.1 s in the middle.
+/// Frequency (50...5000 Hz, 10 Hz steps) with the most power over the loudest 0.1 s.
 public func dominantFrequency(_ wav: DecodedWAV) -> Double {
     let mono = wav.mono
     let window = wav.sampleRate / 10
-    let start = max(0, mono.count / 2 - window / 2)
-    let slice = mono[start..<min(mono.count, start + window)]
+    var loudest = 0
+    var loudestEnergy = -1.0
+    var start = 0
+    while start + window <= mono.count {
+        let energy = mono[start..<(start + window)].reduce(0) { $0 + $1 * $1 }
+        if energy > loudestEnergy { (loudest, loudestEnergy) = (start, energy) }
+        start += window / 2
+    }
+    let slice = mono[loudest..<min(mono.count, loudest + window)]
     return stride(from: 50.0, through: 5000.0, by: 10.0).max {
         goertzelPower(slice, frequency: $0, rate: Double(wav.sampleRate))
             < goertzelPower(slice, frequency: $1, rate: Double(wav.sampleRate))

@@ -1,3 +1,4 @@
+import AudioTestSupport
 import Foundation
 import Testing
 
@@ -54,6 +55,20 @@ import Testing
         #expect(try await mhtml(second).contains("second-page-text"))
         let png = try await api.bytes(second["screenshot"] as! String)
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 1000, "a real PNG screenshot")
+
+        // Sound from the guest: a page playing a 1 kHz tone through Chromium, the guest's
+        // PulseAudio and its HDA card reaches a listener on the handle's audio link.
+        let audioURL = try #require((vm["viewer"] as? [String: Any])?["audioUrl"] as? String)
+        _ = try await api.postJSON("/v1/vms/\(vmId)/navigate", ["url": site.guestBase + "/tone.html"])
+        var heard = 0.0
+        try await eventually("the guest's tone reaches the audio link", timeout: 120) {
+            let file = run.directory + "/guest-tone.opus"
+            _ = try runScript("audio_listen.py", [audioURL, "4", file])
+            let wav = try decodeWithOpusdec([UInt8](Data(contentsOf: URL(fileURLWithPath: file)))).wav
+            heard = toneSeconds(wav, frequency: 1000)
+            return heard > 1.5 && dominantFrequency(wav) == 1000
+        }
+        print("audio: \(heard) s of the guest's 1 kHz tone in 4 s of listening")
         let earlierPages = Set(try await pages(handle).compactMap { $0["id"] as? Int })
 
         // Clean slate: release, then a new batch without a cookie on the same VM.

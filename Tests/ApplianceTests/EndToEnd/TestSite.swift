@@ -28,11 +28,30 @@ final class TestSite: @unchecked Sendable {
         <body><p>second-page-text</p></body></html>
         """
 
+    /// Plays a continuous 1 kHz tone through Web Audio (the browser image starts Chromium with
+    /// autoplay allowed), for the audio path from the guest's sound card to a listener.
+    static let tone = """
+        <!doctype html><html><head><title>Tone page</title></head>
+        <body><p id="s">starting tone</p>
+        <script>
+        var ctx = new AudioContext();
+        var osc = ctx.createOscillator();
+        var gain = ctx.createGain();
+        osc.type = "sine"; osc.frequency.value = 1000; gain.gain.value = 0.5;
+        osc.connect(gain); gain.connect(ctx.destination); osc.start();
+        setInterval(function () {
+          if (ctx.state !== "running") ctx.resume();
+          document.getElementById("s").textContent = "tone-" + ctx.state;
+        }, 500);
+        </script></body></html>
+        """
+
     init() throws {
         port = try ApplianceProcess.freePort()
         directory = try makeTemporaryDirectory("site")
         try Self.index.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
         try Self.second.write(toFile: directory + "/second.html", atomically: true, encoding: .utf8)
+        try Self.tone.write(toFile: directory + "/tone.html", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory]
         process.standardOutput = FileHandle.nullDevice
