@@ -14,6 +14,12 @@ public final class AudioChannel: Sendable {
     public let sinkName: String
     /// Packets a listener may have queued before it starts skipping (0.5 s of audio).
     public static let listenerQueuePackets = 50
+    /// Listeners one VM may have at once: each costs a queue and a mux per packet.
+    public static let maxListeners = 64
+
+    public struct ListenerLimitReached: Error, CustomStringConvertible {
+        public var description: String { "this VM already has \(AudioChannel.maxListeners) audio listeners" }
+    }
 
     private let connection: PulseConnection
     private let frameDuration: OpusEncoder.FrameDuration
@@ -100,9 +106,11 @@ public final class AudioChannel: Sendable {
 
     /// Adds a listener; capture starts if it is the first. Stop listening with `cancel()`, by
     /// leaving the loop over `packets` or by cancelling the task that runs it.
-    public func listen() -> Subscription {
+    /// - Throws: `ListenerLimitReached` when the VM already has `maxListeners`.
+    public func listen() throws -> Subscription {
         let (stream, continuation) = Packets.makeStream(bufferingPolicy: .bufferingNewest(Self.listenerQueuePackets))
-        let (id, toStart) = state.withLock { state -> (UInt64, CaptureRun?) in
+        let (id, toStart) = try state.withLock { state -> (UInt64, CaptureRun?) in
+            guard state.listeners.count < Self.maxListeners else { throw ListenerLimitReached() }
             state.nextListener += 1
             state.listeners[state.nextListener] = continuation
             return (state.nextListener, state.run == nil ? makeRun(&state) : nil)

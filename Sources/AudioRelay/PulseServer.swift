@@ -63,6 +63,11 @@ public final class PulseServer: Sendable {
     /// - Returns: true if this call started a daemon.
     @discardableResult
     public func start(timeout: Duration = .seconds(10)) async throws -> Bool {
+        // The path goes into a module argument (split on whitespace, quotes interpreted) and
+        // into a sockaddr_un (107 bytes at most).
+        guard socketPath.utf8.count < 108, !socketPath.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" }) else {
+            throw PulseError.invalidName("socket path \(socketPath.debugDescription): at most 107 bytes, no spaces or quotes")
+        }
         if Self.isAnswering(socketPath: socketPath) { return false }
         let executable = try Self.findExecutable()
         let process = try spawn(executable: executable)

@@ -53,7 +53,7 @@ struct AudioChannelTests {
             try await relay.ensureSink("vm_tone")
             let channel = try #require(relay.channel(for: "vm_tone"))
             #expect(!channel.isCapturing)
-            let listener = Listener(channel.listen().packets)
+            let listener = Listener(try channel.listen().packets)
             #expect(channel.isCapturing)
             try await Task.sleep(for: .milliseconds(300))
             try await Self.paplay(daemon, sink: "vm_tone", wav: sineWAV(frequency: 1000, seconds: 1.5))
@@ -83,8 +83,8 @@ struct AudioChannelTests {
             let relay = try await Self.relay(daemon)
             try await relay.ensureSink("vm_many")
             let channel = try #require(relay.channel(for: "vm_many"))
-            let listeners = (0..<10).map { _ in Listener(channel.listen().packets) }
-            let stalled = channel.listen().packets  // never iterated
+            let listeners = try (0..<10).map { _ in Listener(try channel.listen().packets) }
+            let stalled = try channel.listen().packets  // never iterated
             try await Task.sleep(for: .seconds(2))
             listeners.forEach { $0.stop() }
             let encoded = channel.encodedPackets
@@ -103,6 +103,10 @@ struct AudioChannelTests {
                 if queued == AudioChannel.listenerQueuePackets { break }
             }
             #expect(queued == AudioChannel.listenerQueuePackets)
+            // The VM's listener limit: 11 are open, fill up to the limit, then one more is refused.
+            let more = try (11..<AudioChannel.maxListeners).map { _ in try channel.listen() }
+            #expect(throws: AudioChannel.ListenerLimitReached.self) { try channel.listen() }
+            more.forEach { $0.cancel() }
             await relay.shutdown()
         }
     }
@@ -113,7 +117,7 @@ struct AudioChannelTests {
             let relay = try await Self.relay(daemon)
             try await relay.ensureSink("vm_bye")
             let channel = try #require(relay.channel(for: "vm_bye"))
-            let packets = channel.listen().packets
+            let packets = try channel.listen().packets
             let ended = Task { for await _ in packets {}; return true }
             try await Task.sleep(for: .milliseconds(200))
             await relay.removeSink("vm_bye")
@@ -144,7 +148,7 @@ struct AudioRelayRecoveryTests {
         #expect(relay.server.ownsDaemon)
         try await relay.ensureSink("vm_phoenix")
         let channel = try #require(relay.channel(for: "vm_phoenix"))
-        let listener = AudioChannelTests.Listener(channel.listen().packets)
+        let listener = AudioChannelTests.Listener(try channel.listen().packets)
         try await Task.sleep(for: .milliseconds(500))
         let before = listener.packets.count
         #expect(before > 20)

@@ -21,6 +21,12 @@ struct PulseServerTests {
         #expect(!PulseServer.isAnswering(socketPath: daemon.socketPath))
     }
 
+    @Test func unusableSocketPathsAreRefused() async {
+        for path in ["/tmp/with space/native", "/tmp/quo'te", "/tmp/" + String(repeating: "x", count: 120)] {
+            await #expect(throws: PulseError.self) { try await PulseServer(socketPath: path, runtimeDirectory: "/tmp/unused-pulse").start() }
+        }
+    }
+
     @Test func nothingAnswersOnAMissingSocket() {
         #expect(!PulseServer.isAnswering(socketPath: NSTemporaryDirectory() + "no-such-pulse-socket"))
     }

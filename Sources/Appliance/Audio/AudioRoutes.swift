@@ -18,7 +18,7 @@ struct AudioRoutes {
     func register(on router: Router<some RequestContext>) {
         router.get("/audio/:token") { request, context -> Response in
             let (grant, channel) = try await resolve(context.parameters)
-            return AudioStreaming.oggResponse(channel) { [access] in
+            return try AudioStreaming.oggResponse(channel) { [access] in
                 let session = access.sessions.open(grant)
                 return ({ await session.revoked() }, { access.sessions.close(session) })
             }

@@ -14,14 +14,15 @@ enum AudioStreaming {
     static func oggResponse(
         _ channel: AudioChannel,
         opened: @escaping @Sendable () -> (until: @Sendable () async -> Void, done: @Sendable () -> Void)
-    ) -> Response {
-        Response(
+    ) throws -> Response {
+        // Subscribed before the 200 goes out, so a full VM is refused with a status.
+        let subscription = try subscribe(channel)
+        return Response(
             status: .ok,
             headers: [.contentType: "audio/ogg", .cacheControl: "no-store", .init("X-Content-Type-Options")!: "nosniff"],
             body: ResponseBody { writer in
                 let session = opened()
                 defer { session.done() }
-                let subscription = channel.listen()
                 let watcher = Task { await session.until(); subscription.cancel() }
                 defer { watcher.cancel(); subscription.cancel() }
                 let ogg = try OggOpusStream(preSkip: channel.preSkip)
@@ -32,6 +33,14 @@ enum AudioStreaming {
                 try await writer.write(ByteBuffer(bytes: ogg.finish()))
                 try await writer.finish(nil)
             })
+    }
+
+    static func subscribe(_ channel: AudioChannel) throws -> AudioChannel.Subscription {
+        do {
+            return try channel.listen()
+        } catch {
+            throw APIError(status: .serviceUnavailable, code: "too_many_listeners", message: "\(error)")
+        }
     }
 
     /// What a WebSocket client is told first, as a text message.
@@ -50,7 +59,13 @@ enum AudioStreaming {
         _ channel: AudioChannel, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
         until: @escaping @Sendable () async -> Void
     ) async throws {
-        let subscription = channel.listen()
+        let subscription: AudioChannel.Subscription
+        do {
+            subscription = try subscribe(channel)
+        } catch {
+            try? await outbound.close(.unknown(4029), reason: "too many listeners")
+            return
+        }
         let hello = Hello(samplesPerPacket: channel.samplesPerChannel, preSkip: channel.preSkip)
         try await outbound.write(.text(String(decoding: try JSONEncoder().encode(hello), as: UTF8.self)))
         let revoked = RevokedFlag()

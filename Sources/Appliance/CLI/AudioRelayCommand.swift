@@ -46,7 +46,7 @@ struct AudioRelayCommand: AsyncParsableCommand {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         router.get("/audio/:sink") { _, context in
-            AudioStreaming.oggResponse(try await channel(context.parameters)) { ({ await waitForever() }, {}) }
+            try AudioStreaming.oggResponse(try await channel(context.parameters)) { ({ await waitForever() }, {}) }
         }
         let webSockets = Router(context: ViewerWebSocketContext.self)
         webSockets.ws("/audio/:sink/ws") { inbound, outbound, context in
