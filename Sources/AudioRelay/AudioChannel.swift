@@ -202,8 +202,9 @@ public final class AudioChannel: Sendable {
                 let now = Self.wallMicros()
                 run.encoding.lastArrivalMicros = now
                 // The stream may run ahead of the clock by a little (capture jitter) but not by
-                // a lump: an idle null sink sometimes renders a second or two at once, for a time
-                // the silence filler has already covered. Such excess audio is dropped.
+                // a lump: an idle null sink renders a second or two of digital silence at once,
+                // for a time the silence filler has already covered. Such excess silence is
+                // dropped; sound never is (it follows such a lump when playback starts).
                 let allowed = now - run.encoding.wallOffsetMicros + Self.maxAheadMicros
                 for pcm in run.encoding.framer.frames(appending: chunk.pcm) {
                     // Where this frame's first sample sits relative to the chunk's first sample
@@ -212,7 +213,7 @@ public final class AudioChannel: Sendable {
                     run.encoding.emittedFrames += UInt64(samples)
                     let instant = chunk.captureTime + .microseconds(offset * 1_000_000 / Int64(AudioFormat.sampleRate))
                     let micros = run.encoding.wallOffsetMicros + Self.micros(instant - run.encoding.continuousOrigin)
-                    guard run.encoding.producedMicros + Int64(frameMicros) <= allowed else { continue }
+                    if run.encoding.producedMicros + Int64(frameMicros) > allowed, pcm.allSatisfy({ $0 == 0 }) { continue }
                     publish(pcm, at: micros, run: run, &state)
                 }
             }
