@@ -46,6 +46,12 @@ actor Pool {
             group.addTask { await self.consumeLibvirtEvents() }
             group.addTask {
                 while !Task.isCancelled {
+                    await self.reap()
+                    try await Task.sleep(for: .seconds(self.settings.reapInterval))
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(self.settings.tickInterval))
                     await self.kick()
                 }
@@ -61,6 +67,16 @@ actor Pool {
     }
 
     func kick() { kickContinuation.yield() }
+
+    /// One reaper pass (leftover files and sinks of VMs that are gone); failures are logged.
+    func reap() async {
+        do {
+            let removed = try await Reaper(store: store, hypervisor: hypervisor).sweep()
+            if !removed.isEmpty { logger.info("reaper removed leftovers", metadata: ["items": "\(removed.count)"]) }
+        } catch {
+            logger.warning("reaper pass failed", metadata: ["error": "\(error)"])
+        }
+    }
 
     // MARK: - Application requests
 

@@ -8,4 +8,6 @@ struct PoolSettings: Sendable {
     var agentTimeout: TimeInterval = 60
     /// The reconciler also runs this often without any trigger (linger, timeouts).
     var tickInterval: TimeInterval = 0.5
+    /// How often the reaper looks for files and sinks of VMs that are gone (also once at start).
+    var reapInterval: TimeInterval = 300
 }

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Removes what VMs leave behind once they are gone: overlays, agent and VNC sockets, console
+/// logs and audio sinks of VMs that are neither live in the store nor running in libvirt (a
+/// crash between a domain's end and its files' removal, or files from an earlier instance).
+/// Orphan domains themselves are `Pool.resync`'s job. Each removal is logged as an event.
+struct Reaper {
+    let store: Store
+    let hypervisor: Hypervisor
+
+    /// One pass; returns what it removed.
+    @discardableResult
+    func sweep() async throws -> [String] {
+        let live = Set(try await store.vms().filter { $0.state.isLive }.compactMap(\.id))
+        let running = Set(try await hypervisor.ourDomains().values)
+        let keep = live.union(running)
+        var removed: [String] = []
+        let state = hypervisor.state
+        for (directory, suffixes) in [(state.vmsDir, [".qcow2"]), (state.runDir, [".agent.sock", ".vnc.sock", ".console.log"])] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            for name in names {
+                guard let id = Self.vmId(in: name, suffixes: suffixes), !keep.contains(id) else { continue }
+                let path = directory + "/" + name
+                do {
+                    try FileManager.default.removeItem(atPath: path)
+                    removed.append(path)
+                } catch {
+                    try? await store.record("reaper.failed", "could not remove \(path): \(error)")
+                }
+            }
+        }
+        if let audio = hypervisor.audio {
+            let prefix = hypervisor.domainPrefix + "-vm"
+            for sink in audio.sinkNames where sink.hasPrefix(prefix) {
+                guard let id = Int64(sink.dropFirst(prefix.count)), !keep.contains(id) else { continue }
+                await audio.removeSink(sink)
+                removed.append("sink \(sink)")
+            }
+        }
+        for item in removed {
+            try await store.record("reaper.removed", "removed \(item): its VM is gone")
+        }
+        return removed
+    }
+
+    /// The VM id in `vm<ID><suffix>`, or nil for any other name.
+    static func vmId(in name: String, suffixes: [String]) -> Int64? {
+        guard name.hasPrefix("vm"), let suffix = suffixes.first(where: { name.hasSuffix($0) }) else { return nil }
+        return Int64(name.dropFirst(2).dropLast(suffix.count))
+    }
+}
