@@ -107,8 +107,9 @@ public final class AudioChannel: Sendable {
     /// Adds a listener; capture starts if it is the first. Stop listening with `cancel()`, by
     /// leaving the loop over `packets` or by cancelling the task that runs it.
     /// - Throws: `ListenerLimitReached` when the VM already has `maxListeners`.
-    public func listen() throws -> Subscription {
-        let (stream, continuation) = Packets.makeStream(bufferingPolicy: .bufferingNewest(Self.listenerQueuePackets))
+    /// - Parameter queuePackets: how many packets may wait for this listener before it skips.
+    public func listen(queuePackets: Int = listenerQueuePackets) throws -> Subscription {
+        let (stream, continuation) = Packets.makeStream(bufferingPolicy: .bufferingNewest(max(1, queuePackets)))
         let (id, toStart) = try state.withLock { state -> (UInt64, CaptureRun?) in
             guard state.listeners.count < Self.maxListeners else { throw ListenerLimitReached() }
             state.nextListener += 1

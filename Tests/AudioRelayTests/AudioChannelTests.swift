@@ -53,7 +53,9 @@ struct AudioChannelTests {
             try await relay.ensureSink("vm_tone")
             let channel = try #require(relay.channel(for: "vm_tone"))
             #expect(!channel.isCapturing)
-            let listener = Listener(try channel.listen().packets)
+            // A deep queue: in a full test run other suites can keep this process's cooperative
+            // threads busy for seconds; skipping is tested below.
+            let listener = Listener(try channel.listen(queuePackets: 2_000).packets)
             #expect(channel.isCapturing)
             try await Task.sleep(for: .milliseconds(300))
             try await Self.paplay(daemon, sink: "vm_tone", wav: sineWAV(frequency: 1000, seconds: 1.5))
@@ -83,7 +85,9 @@ struct AudioChannelTests {
             let relay = try await Self.relay(daemon)
             try await relay.ensureSink("vm_many")
             let channel = try #require(relay.channel(for: "vm_many"))
-            let listeners = try (0..<10).map { _ in Listener(try channel.listen().packets) }
+            // The ten have deep queues so that a busy test machine cannot make them skip; the
+            // stalled one has the default bounded queue.
+            let listeners = try (0..<10).map { _ in Listener(try channel.listen(queuePackets: 2_000).packets) }
             let stalled = try channel.listen().packets  // never iterated
             try await Task.sleep(for: .seconds(2))
             listeners.forEach { $0.stop() }
@@ -150,7 +154,7 @@ struct AudioRelayRecoveryTests {
         #expect(relay.server.ownsDaemon)
         try await relay.ensureSink("vm_phoenix")
         let channel = try #require(relay.channel(for: "vm_phoenix"))
-        let listener = AudioChannelTests.Listener(try channel.listen().packets)
+        let listener = AudioChannelTests.Listener(try channel.listen(queuePackets: 2_000).packets)
         try await Task.sleep(for: .milliseconds(500))
         let before = listener.packets.count
         #expect(before > 20)

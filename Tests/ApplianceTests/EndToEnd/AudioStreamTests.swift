@@ -149,6 +149,19 @@ import WSClient
             #expect(other.packets.withLock { $0.count } > 50)
             // An audio token never opens the screen.
             #expect(try await run.api.get("/v1/vms/\(b.vm)/vnc?token=\(b.token)").0 == 403)
+
+            // PulseAudio killed under the running appliance: no VM is lost, the relay brings a
+            // daemon back with the VM's sink, and the handle's audio streams again.
+            let before = try await run.live().count
+            _ = try runTool("/usr/bin/pkill", ["-KILL", "-f", "socket=\(socket)"])
+            try await eventually("audio streams again after PulseAudio was killed", timeout: 30) {
+                let (again, _) = try await Self.listenWebSocket(b.ws, seconds: 1)
+                return again.packets.withLock { $0.count } > 50
+            }
+            #expect(try await run.live().count == before, "no VM lost")
+            #expect(try await run.api.handleStatus(b.handle)["assigned"] as? Bool == true)
+            let tone = try await paplay(wav: sineWAV(frequency: 1000, seconds: 0.5), socketPath: socket, sink: b.domain, directory: run.directory)
+            #expect(tone == 0, "VM b's sink exists in the new daemon")
         }
     }
 }
