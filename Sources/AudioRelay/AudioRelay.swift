@@ -70,6 +70,12 @@ public final class AudioRelay: Sendable {
     /// The sinks the relay manages.
     public var sinkNames: [String] { sinks.withLock { Array($0.keys) } }
 
+    /// Every sink in the daemon, including ones this relay does not manage (left by an earlier
+    /// run of the appliance that used the same daemon).
+    public func daemonSinkNames() async throws -> [String] {
+        try await connection.sinkNames()
+    }
+
     /// Ends every listener and stops a daemon this relay started.
     public func shutdown() async {
         isShutDown.withLock { $0 = true }

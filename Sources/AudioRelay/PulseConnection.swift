@@ -151,6 +151,24 @@ public final class PulseConnection: @unchecked Sendable {
         try await sinkOwnerModule(name: name) != nil
     }
 
+    /// The names of every sink the daemon has.
+    public func sinkNames() async throws -> [String] {
+        let list = NameList()
+        _ = try await perform(collecting: list) { ctx, userdata in
+            pa_context_get_sink_info_list(ctx, { ctx, info, eol, userdata in
+                guard let userdata else { return }
+                let op = Unmanaged<PendingOperation>.fromOpaque(userdata).takeUnretainedValue()
+                if let info, let name = info.pointee.name { op.names?.names.append(String(cString: name)) }
+                if eol > 0 {
+                    PulseConnection.complete(userdata, .success(0))
+                } else if eol < 0 {
+                    PulseConnection.complete(userdata, .failure(PulseError.requestFailed("sink list: \(PulseConnection.errorString(ctx))")))
+                }
+            }, userdata)
+        }
+        return list.names
+    }
+
     /// The index of the module that owns sink `name` (for a null sink, the module to unload to
     /// remove it), or nil if there is no such sink.
     public func sinkOwnerModule(name: String) async throws -> UInt32? {
@@ -202,13 +220,21 @@ public final class PulseConnection: @unchecked Sendable {
         let continuation: CheckedContinuation<UInt32, Error>
         unowned let connection: PulseConnection
         var ownerModule: UInt32?
+        /// Where a list request puts what it finds.
+        var names: NameList?
         init(_ continuation: CheckedContinuation<UInt32, Error>, _ connection: PulseConnection) {
             self.continuation = continuation
             self.connection = connection
         }
     }
 
-    private func perform(_ start: (OpaquePointer, UnsafeMutableRawPointer) -> OpaquePointer?) async throws -> UInt32 {
+    /// Names collected on the mainloop thread, read by the caller once the request completed.
+    private final class NameList: @unchecked Sendable {
+        var names: [String] = []
+    }
+
+    private func perform(collecting names: NameList? = nil,
+                         _ start: (OpaquePointer, UnsafeMutableRawPointer) -> OpaquePointer?) async throws -> UInt32 {
         try await withCheckedThrowingContinuation { continuation in
             withLock {
                 guard let ctx = readyContext else {
@@ -216,6 +242,7 @@ public final class PulseConnection: @unchecked Sendable {
                     return
                 }
                 let op = PendingOperation(continuation, self)
+                op.names = names
                 let userdata = Unmanaged.passRetained(op).toOpaque()
                 guard let operation = start(ctx, userdata) else {
                     Unmanaged<PendingOperation>.fromOpaque(userdata).release()

@@ -1,5 +1,7 @@
+import AudioRelay
 import Foundation
 import Libvirt
+import Logging
 import Testing
 @testable import Appliance
 
@@ -33,6 +35,43 @@ import Testing
         let events = try await store.events().filter { $0.kind == "reaper.removed" }
         #expect(events.count == 4)
         #expect(try await Reaper(store: store, hypervisor: hypervisor).sweep().isEmpty, "nothing left the second time")
+        await libvirt.close()
+    }
+
+    /// Sinks in the appliance's PulseAudio of VMs that are gone, including one the relay does not
+    /// know (left by an earlier run that used the same daemon), are unloaded; a live VM's stays.
+    @Test func removesSinksOfGoneVMs() async throws {
+        let (store, dir) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let state = StateDirectory(root: dir)
+        try state.prepare()
+        let relay = try AudioRelay(socketPath: state.audioSocket, runtimeDirectory: state.audioRuntime, logger: Logger(label: "test"))
+        try await relay.start()
+        let libvirt = LibvirtClient(uri: "test:///default")
+        try await libvirt.connect()
+        let hypervisor = Hypervisor(
+            libvirt: libvirt, state: state, image: GuestImage(directory: dir, disk: dir + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil),
+            accelerator: .tcg, instanceId: store.instanceId, memoryMiB: 128, vcpus: 1, audio: relay)
+        let live = try await makeIdleVM(store)
+        try await relay.ensureSink(hypervisor.sinkName(vm: live))
+        try await relay.ensureSink(hypervisor.sinkName(vm: live + 1))
+        // A sink from an earlier run: in the daemon, unknown to this relay.
+        let earlier = try PulseConnection(socketPath: state.audioSocket)
+        try await earlier.connect()
+        _ = try await earlier.loadNullSink(name: hypervisor.sinkName(vm: live + 2))
+        _ = try await earlier.loadNullSink(name: "someone-elses-sink")
+
+        let removed = try await Reaper(store: store, hypervisor: hypervisor).sweep()
+        #expect(Set(removed) == ["sink \(hypervisor.sinkName(vm: live + 1))", "sink \(hypervisor.sinkName(vm: live + 2))"])
+        var names: Set<String> = []
+        for _ in 0..<50 {
+            names = Set(try await earlier.sinkNames())
+            if !names.contains(hypervisor.sinkName(vm: live + 2)) && !names.contains(hypervisor.sinkName(vm: live + 1)) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(names.contains(hypervisor.sinkName(vm: live)) && names.contains("someone-elses-sink"))
+        #expect(!names.contains(hypervisor.sinkName(vm: live + 1)) && !names.contains(hypervisor.sinkName(vm: live + 2)))
+        await relay.shutdown()
         await libvirt.close()
     }
 

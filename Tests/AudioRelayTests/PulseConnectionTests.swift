@@ -12,6 +12,7 @@ struct PulseConnectionTests {
             #expect(try await connection.sinkExists(name: "vm_test") == false)
             let module = try await connection.loadNullSink(name: "vm_test")
             #expect(try await connection.sinkExists(name: "vm_test"))
+            #expect(try await connection.sinkNames().contains("vm_test"))
             try await connection.unloadModule(index: module)
             // The daemon acknowledges an unload before its deferred teardown runs: poll.
             var exists = true

@@ -31,7 +31,10 @@ struct Reaper {
         }
         if let audio = hypervisor.audio {
             let prefix = hypervisor.domainPrefix + "-vm"
-            for sink in audio.sinkNames where sink.hasPrefix(prefix) {
+            // The daemon's own list: it may hold sinks of an earlier run (the daemon outlives a
+            // killed appliance and is reused).
+            let sinks = (try? await audio.daemonSinkNames()) ?? audio.sinkNames
+            for sink in sinks where sink.hasPrefix(prefix) {
                 guard let id = Int64(sink.dropFirst(prefix.count)), !keep.contains(id) else { continue }
                 await audio.removeSink(sink)
                 removed.append("sink \(sink)")

@@ -6,7 +6,7 @@ import ServiceLifecycle
 /// and nothing at all while no session is open.
 struct ViewerAccessService: Service {
     let access: ViewerAccess
-    var period: Duration = .milliseconds(200)
+    var period: Duration = .milliseconds(100)
     let logger: Logger
 
     func run() async throws {

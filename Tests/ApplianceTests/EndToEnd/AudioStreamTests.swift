@@ -47,9 +47,9 @@ import WSClient
         return (received, close)
     }
 
-    /// audio_listen.py on its own thread (it blocks); its output.
+    /// audio_listen.py, awaited without holding a thread; its output.
     static func listenHTTP(_ arguments: [String]) -> Task<String, Error> {
-        Task.detached { try runScript("audio_listen.py", arguments) }
+        Task { try await runScriptWithoutBlocking("audio_listen.py", arguments) }
     }
 
     static func json(_ output: String) throws -> [String: Any] {
@@ -92,9 +92,13 @@ import WSClient
 
             // A 1 kHz tone played into VM a's sink reaches an HTTP and a WebSocket listener.
             let oggFile = run.directory + "/a.opus"
-            let http = Self.listenHTTP([a.http, "4", oggFile])
-            let ws = Task { try await Self.listenWebSocket(a.ws, seconds: 4) }
-            try await Task.sleep(for: .seconds(1))
+            let http = Self.listenHTTP([a.http, "5", oggFile])
+            let ws = Task { try await Self.listenWebSocket(a.ws, seconds: 8) }
+            // Both listeners really receiving before the tone (Python may be slow to start).
+            try await eventually("the HTTP listener receives audio", timeout: 10) {
+                ((try? FileManager.default.attributesOfItem(atPath: oggFile)[.size] as? Int) ?? 0) > 500
+            }
+            try await Task.sleep(for: .milliseconds(300))
             let played = try await paplay(wav: sineWAV(frequency: 1000, seconds: 1.5), socketPath: socket, sink: a.domain, directory: run.directory)
             #expect(played == 0, "paplay into \(a.domain) exited \(played)")
             let httpResult = try Self.json(await http.value)
@@ -129,9 +133,14 @@ import WSClient
 
             // Release: open HTTP and WebSocket streams end within a second, the token is dead,
             // the other handle's audio still plays.
-            let httpOpen = Self.listenHTTP([a.http, "10", run.directory + "/released.opus"])
+            let releasedFile = run.directory + "/released.opus"
+            let httpOpen = Self.listenHTTP([a.http, "10", releasedFile])
             let wsOpen = Task { try await Self.listenWebSocket(a.ws, seconds: 10) }
-            try await Task.sleep(for: .seconds(1))
+            // Both streams really open (Python may take a while to start on a busy machine).
+            try await eventually("the HTTP listener receives audio", timeout: 10) {
+                ((try? FileManager.default.attributesOfItem(atPath: releasedFile)[.size] as? Int) ?? 0) > 1000
+            }
+            try await Task.sleep(for: .milliseconds(300))
             let released = Date()
             #expect(try await run.api.postOK("/release/\(a.handle)") == "")
             let (wsAfter, close) = try await wsOpen.value

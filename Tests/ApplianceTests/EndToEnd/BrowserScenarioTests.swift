@@ -63,7 +63,7 @@ import Testing
         var heard = 0.0
         try await eventually("the guest's tone reaches the audio link", timeout: 120) {
             let file = run.directory + "/guest-tone.opus"
-            _ = try runScript("audio_listen.py", [audioURL, "4", file])
+            _ = try await runScriptWithoutBlocking("audio_listen.py", [audioURL, "4", file])
             let wav = try decodeWithOpusdec([UInt8](Data(contentsOf: URL(fileURLWithPath: file)))).wav
             heard = toneSeconds(wav, frequency: 1000)
             return heard > 1.5 && dominantFrequency(wav) == 1000

@@ -1,3 +1,4 @@
+import AudioRelay
 import Foundation
 
 /// Runs a tool to completion; its standard output, or a failure naming the command.
@@ -33,4 +34,19 @@ func runJSONScript(_ name: String, _ arguments: [String]) throws -> [String: Any
         throw ApplianceProcess.Failure("\(name) printed no JSON object: \(output.suffix(2000))")
     }
     return object
+}
+
+/// `runScript` for scripts that run for seconds: the child is awaited without holding a thread.
+/// A blocking wait takes one of the few cooperative threads that this test's own polling, and the
+/// suites running beside it, need (seen as timing checks failing only in the full run).
+func runScriptWithoutBlocking(_ name: String, _ arguments: [String]) async throws -> String {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
+    let output = NSTemporaryDirectory() + "script-\(UUID().uuidString).out"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let process = try ChildProcess(executable: "/usr/bin/python3", arguments: [script] + arguments,
+                                   environment: ["PATH": "/usr/bin:/bin"], outputPath: output)
+    let status = await process.exit()
+    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    guard status == 0 else { throw ApplianceProcess.Failure("\(name) exited \(status): \(text.suffix(2000))") }
+    return text
 }

@@ -31,6 +31,7 @@ def listen(url, seconds, out):
                     ended = True
                     break
                 f.write(chunk)
+                f.flush()  # the test watches the file to know the stream is open
                 total += len(chunk)
     except urllib.error.HTTPError as error:
         status = error.code
