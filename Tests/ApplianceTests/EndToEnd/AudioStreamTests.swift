@@ -52,10 +52,6 @@ import WSClient
         Task { try await runScriptWithoutBlocking("audio_listen.py", arguments) }
     }
 
-    static func json(_ output: String) throws -> [String: Any] {
-        let line = output.split(separator: "\n").last.map(String.init) ?? ""
-        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(output)")
-    }
 
     static func decode(_ packets: [AudioPacket]) throws -> DecodedWAV {
         let stream = try OggOpusStream(preSkip: 0)
@@ -101,7 +97,7 @@ import WSClient
             try await Task.sleep(for: .milliseconds(300))
             let played = try await paplay(wav: sineWAV(frequency: 1000, seconds: 1.5), socketPath: socket, sink: a.domain, directory: run.directory)
             #expect(played == 0, "paplay into \(a.domain) exited \(played)")
-            let httpResult = try Self.json(await http.value)
+            let httpResult = try lastLineJSON(await http.value, from: "audio_listen.py")
             #expect(httpResult["status"] as? Int == 200, "\(httpResult)")
             let fromHTTP = try decodeWithOpusdec([UInt8](Data(contentsOf: URL(fileURLWithPath: oggFile)))).wav
             #expect(dominantFrequency(fromHTTP) == 1000)
@@ -147,7 +143,7 @@ import WSClient
             let wsSeconds = try #require(wsAfter.closedAt.withLock { $0 }).timeIntervalSince(released)
             #expect(wsSeconds < 1, "WebSocket closed \(wsSeconds) s after the release")
             #expect(close?.closeCode == .unknown(4001), "\(String(describing: close))")
-            let httpAfter = try Self.json(await httpOpen.value)
+            let httpAfter = try lastLineJSON(await httpOpen.value, from: "audio_listen.py")
             #expect(httpAfter["ended_by_server"] as? Bool == true, "\(httpAfter)")
             let httpSeconds = Date().timeIntervalSince(released)
             #expect(httpSeconds < 1.5, "HTTP stream ended \(httpSeconds) s after the release (includes the script's exit)")

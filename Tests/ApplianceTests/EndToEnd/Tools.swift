@@ -28,7 +28,11 @@ func runScript(_ name: String, _ arguments: [String]) throws -> String {
 
 /// A script's last output line, parsed as a JSON object.
 func runJSONScript(_ name: String, _ arguments: [String]) throws -> [String: Any] {
-    let output = try runScript(name, arguments)
+    try lastLineJSON(try runScript(name, arguments), from: name)
+}
+
+/// The last line of a script's output, parsed as a JSON object.
+func lastLineJSON(_ output: String, from name: String) throws -> [String: Any] {
     let line = output.split(separator: "\n").last.map(String.init) ?? ""
     guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
         throw ApplianceProcess.Failure("\(name) printed no JSON object: \(output.suffix(2000))")
