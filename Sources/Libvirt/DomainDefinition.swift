@@ -44,6 +44,30 @@ public struct DomainDefinition: Sendable, Equatable {
         }
     }
 
+    /// A further disk file on the virtio bus (`vdb`, ...).
+    public struct Disk: Sendable, Equatable {
+        public var path: String
+        /// `qcow2` or `raw`.
+        public var format: String
+        public var target: String
+        public var readOnly: Bool
+
+        public init(path: String, format: String = "qcow2", target: String, readOnly: Bool = false) {
+            self.path = path
+            self.format = format
+            self.target = target
+            self.readOnly = readOnly
+        }
+    }
+
+    /// An IDE cdrom drive (`hdc`). It exists even when empty so that media can be inserted
+    /// into the running domain later (`cdromDeviceXML`).
+    public struct Cdrom: Sendable, Equatable {
+        public var mediaPath: String?
+
+        public init(mediaPath: String? = nil) { self.mediaPath = mediaPath }
+    }
+
     public struct Attribute: Sendable, Equatable {
         public var name: String
         public var value: String
@@ -79,6 +103,8 @@ public struct DomainDefinition: Sendable, Equatable {
     public var kernelBoot: KernelBoot?
     /// qcow2 disk (typically an overlay) attached as virtio `vda`.
     public var diskPath: String?
+    public var extraDisks: [Disk] = []
+    public var cdrom: Cdrom?
     /// A user-mode (SLIRP) virtio NIC.
     public var userNetwork: Bool = true
     /// A libvirt virtual network (e.g. "default", NAT) for the virtio NIC instead of user mode.
@@ -107,6 +133,8 @@ public struct DomainDefinition: Sendable, Equatable {
         machine: String = "pc",
         kernelBoot: KernelBoot? = nil,
         diskPath: String? = nil,
+        extraDisks: [Disk] = [],
+        cdrom: Cdrom? = nil,
         networkName: String? = nil,
         userNetwork: Bool = true,
         channel: Channel? = nil,
@@ -125,6 +153,8 @@ public struct DomainDefinition: Sendable, Equatable {
         self.machine = machine
         self.kernelBoot = kernelBoot
         self.diskPath = diskPath
+        self.extraDisks = extraDisks
+        self.cdrom = cdrom
         self.networkName = networkName
         self.userNetwork = userNetwork
         self.channel = channel
@@ -166,6 +196,14 @@ public struct DomainDefinition: Sendable, Equatable {
             x += "    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
             x += "<source file='\(try a(diskPath))'/><target dev='vda' bus='virtio'/></disk>\n"
         }
+        for disk in extraDisks {
+            x += "    <disk type='file' device='disk'><driver name='qemu' type='\(try a(disk.format))'/>"
+            x += "<source file='\(try a(disk.path))'/><target dev='\(try a(disk.target))' bus='virtio'/>"
+            x += (disk.readOnly ? "<readonly/>" : "") + "</disk>\n"
+        }
+        if let cdrom {
+            x += "    " + (try Self.cdromDeviceXML(mediaPath: cdrom.mediaPath)) + "\n"
+        }
         if let networkName {
             x += "    <interface type='network'><source network='\(try a(networkName))'/><model type='virtio'/></interface>\n"
         } else if userNetwork {
@@ -198,5 +236,13 @@ public struct DomainDefinition: Sendable, Equatable {
         x += "  </devices>\n"
         x += "</domain>\n"
         return x
+    }
+
+    /// The cdrom drive's device element, with `mediaPath` inserted or (nil) empty; also what
+    /// `LibvirtClient.updateDevice` takes to change the media of a running domain.
+    public static func cdromDeviceXML(mediaPath: String?) throws -> String {
+        var x = "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+        if let mediaPath { x += "<source file='\(try XMLEscaping.attribute(mediaPath))'/>" }
+        return x + "<target dev='hdc' bus='ide'/><readonly/></disk>"
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Libvirt
 
 /// Every error the API answers: `{"error": CODE, "message": TEXT}` with a fitting status.
 struct APIError: HTTPResponseError {
@@ -30,8 +31,15 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as StoreError {
             throw APIError.notFound(error.description)
+        } catch MachineStoreError.notFound(let ref) {
+            throw APIError.notFound("no VM '\(ref.prefix(64))'")
+        } catch let error as MachineStoreError {
+            throw APIError(status: .conflict, code: "name_taken", message: error.description)
         } catch let error as AgentError {
             throw APIError(status: .badGateway, code: "agent_error", message: error.description)
+        } catch let error as LibvirtClientError {
+            // libvirtd is down (or restarting): what needs it waits for it, the rest still answers.
+            throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
             throw APIError(status: error.status, code: code,

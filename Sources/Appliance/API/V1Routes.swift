@@ -6,6 +6,8 @@ import Hummingbird
 struct V1Routes {
     let pool: Pool
     let openAPIDocument: String?
+    /// Generic VMs, for `GET /v1/vms/{uuid or name}`.
+    var machines: MachineService? = nil
 
     func register(on router: Router<some RequestContext>) {
         let v1 = router.group("v1")
@@ -22,11 +24,23 @@ struct V1Routes {
             return try await poolView()
         }
 
-        v1.get("vms") { _, _ in
-            JSONBody.response(try await pool.store.vms().map(VMView.init))
+        v1.get("vms") { request, _ in
+            switch request.uri.queryParameters.get("kind") ?? "pool" {
+            case "pool": return JSONBody.response(try await pool.store.vms().map(VMView.init))
+            case "generic":
+                guard let machines else { throw APIError.notFound("generic VMs are not enabled") }
+                let all = try await machines.store.machines(includeDestroyed: request.uri.queryParameters.get("destroyed") == "true")
+                return JSONBody.response(all.map { MachineView($0, files: machines.reconciler.files($0.id!)) })
+            default: throw APIError.badRequest("kind must be pool or generic")
+            }
         }
         v1.get("vms/:id") { _, context in
-            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let raw = try context.parameters.require("id")
+            // All digits: a pool VM's id; anything else: a generic VM's uuid or name.
+            if let machines, !raw.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+                return try await MachineRoutes.status(raw, machines: machines)
+            }
+            let id = try InputValidation.id(raw, "id")
             guard let vm = try await pool.store.vm(id) else { throw StoreError.vmNotFound(id) }
             return JSONBody.response(VMView(vm))
         }

@@ -121,6 +121,7 @@ struct EventView: Encodable {
     let vm: Int64?
     let batch: Int64?
     let handle: Int64?
+    let machine: Int64?
     let message: String
 
     init(_ event: EventRecord) {
@@ -130,6 +131,7 @@ struct EventView: Encodable {
         vm = event.vmId
         batch = event.batchId
         handle = event.handleId
+        machine = event.machineId
         message = event.message
     }
 }

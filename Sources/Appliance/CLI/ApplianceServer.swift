@@ -43,17 +43,24 @@ struct ApplianceServer {
             memoryMiB: config.memoryMiB, vcpus: config.vcpus, audio: audio)
         let blobs = try BlobStore(root: state.blobsDir)
         let captures = CaptureReceiver(blobs: blobs, logger: logger)
+        let images = ImageStore(root: state.imagesDir)
+        let reconciler = MachineReconciler(
+            store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: Hypervisor.qemuImg),
+            network: config.network, settings: .init(pollInterval: config.reconcileInterval),
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let machines = MachineService(reconciler: reconciler, images: images, kvmUsable: accelerator == .kvm)
         let pool = Pool(
             store: store, hypervisor: hypervisor, captures: captures,
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+            eventObserver: { reconciler.libvirtEvent($0) })
 
         let viewer = ViewerAccess(
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         let screens = ScreenshotCache { try await libvirt.screenshot(domainName: $0) }
         let audioRoutes = AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) })
-        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, defaultCookies: config.defaultCookies)
+        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines, defaultCookies: config.defaultCookies)
         let webSockets = Router(context: ViewerWebSocketContext.self)
         ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
         audioRoutes.registerWebSocket(on: webSockets)
@@ -64,7 +71,8 @@ struct ApplianceServer {
                 webSocketRouter: webSockets,
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
-            services: [PoolService(pool: pool), ViewerAccessService(access: viewer, logger: logger)],
+            services: [PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
+                       ViewerAccessService(access: viewer, logger: logger)],
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -96,12 +104,16 @@ extension ApplianceServer {
     /// Every route of the API over one pool.
     static func router(
         pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
-        defaultCookies: [AgentProtocol.Cookie] = []
+        machines: MachineService? = nil, defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
-        V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml")).register(on: router)
+        V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml"), machines: machines).register(on: router)
+        if let machines {
+            MachineRoutes(machines: machines).register(on: router)
+            ViewerLaunchRoutes(machines: machines).register(on: router)
+        }
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: router)
@@ -116,5 +128,14 @@ struct PoolService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await pool.run() }
+    }
+}
+
+/// Runs the generic VMs' reconciler for the lifetime of the server.
+struct MachineReconcilerService: Service {
+    let reconciler: MachineReconciler
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await reconciler.run() }
     }
 }

@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -54,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Give every VM a sound card whose output the audio relay streams to /audio/{token} (runs a private PulseAudio daemon). (default: on)")
     var audio: Bool?
 
+    @Option(help: "Seconds between polls of every generic VM by the machine reconciler (it also runs after every change and libvirt event). (default: 5)")
+    var reconcileInterval: Double?
+
     func resolvedConfig() throws -> ServeConfig {
         var settings = ServeConfig()
         if let config { try settings.apply(file: config) }
@@ -70,6 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let logLevel { settings.logLevel = logLevel }
         if let publicURL { try settings.setPublicURL(publicURL) }
         if let audio { settings.audio = audio }
+        if let reconcileInterval { settings.reconcileInterval = reconcileInterval }
         try settings.validate()
         return settings
     }

@@ -25,6 +25,9 @@ struct ServeConfig: Equatable, Sendable {
     var publicURL: String?
     /// Whether VMs get a sound card whose output the audio relay streams (needs PulseAudio).
     var audio = true
+    /// Seconds between the machine reconciler's polls of every generic VM (it also runs on
+    /// every API change and every libvirt event).
+    var reconcileInterval: Double = 5
 
     var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
@@ -51,10 +54,11 @@ struct ServeConfig: Equatable, Sendable {
         var network: String?
         var publicURL: String?
         var audio: Bool?
+        var reconcileInterval: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
-            case defaultCookies, network, publicURL, audio
+            case defaultCookies, network, publicURL, audio, reconcileInterval
         }
     }
 
@@ -92,6 +96,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.network { try setNetwork(v) }
         if let v = file.publicURL { try setPublicURL(v) }
         if let v = file.audio { audio = v }
+        if let v = file.reconcileInterval { reconcileInterval = v }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
@@ -138,6 +143,7 @@ struct ServeConfig: Equatable, Sendable {
         guard (64...1_048_576).contains(memoryMiB) else { throw Invalid(description: "memory must be 64..1048576 MiB, got \(memoryMiB)") }
         guard (1...256).contains(vcpus) else { throw Invalid(description: "vcpus must be 1..256, got \(vcpus)") }
         guard bootTimeout > 0, agentTimeout > 0 else { throw Invalid(description: "timeouts must be positive") }
+        guard (0.1...3600).contains(reconcileInterval) else { throw Invalid(description: "reconcile interval must be 0.1..3600 s, got \(reconcileInterval)") }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw Invalid(description: "log level must be one of trace, debug, info, notice, warning, error, critical")
         }

@@ -63,7 +63,7 @@ final class Hypervisor: Sendable {
         let id = vm.id!
         let overlay = state.overlay(vm: id)
         if !FileManager.default.fileExists(atPath: overlay) {
-            _ = try await runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.disk, overlay])
+            _ = try await runTool(Self.qemuImg, ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.disk, overlay])
         }
         for stale in [state.agentSocket(vm: id), state.vncSocket(vm: id)] {
             try? FileManager.default.removeItem(atPath: stale)
@@ -81,8 +81,8 @@ final class Hypervisor: Sendable {
         }
     }
 
-    /// Our running domains (metadata names this instance), by domain name, with the VM id the
-    /// metadata records.
+    /// Our running pool domains (metadata names this instance), by domain name, with the VM id
+    /// the metadata records.
     func ourDomains() async throws -> [String: Int64] {
         var ours: [String: Int64] = [:]
         for domain in try await libvirt.listDomains() {
@@ -92,8 +92,10 @@ final class Hypervisor: Sendable {
             } catch let error as LibvirtError where error.isNoSuchDomain {
                 continue  // it went away between the listing and this lookup
             }
+            // Generic VMs' domains (`machine=`) are the machine reconciler's, not the pool's.
             guard let element,
-                  let appliance = Self.attribute("appliance", in: element), appliance == instanceId
+                  let appliance = Self.attribute("appliance", in: element), appliance == instanceId,
+                  Self.attribute("machine", in: element) == nil
             else { continue }
             ours[domain.name] = Self.attribute("id", in: element).flatMap(Int64.init) ?? -1
         }
@@ -111,7 +113,7 @@ final class Hypervisor: Sendable {
         return nil
     }
 
-    private var qemuImg: String {
+    static var qemuImg: String {
         ["/usr/bin/qemu-img", "/usr/local/bin/qemu-img"].first { FileManager.default.isExecutableFile(atPath: $0) }
             ?? "/usr/bin/qemu-img"
     }

@@ -14,6 +14,8 @@ struct StateDirectory: Sendable {
     var defaultImage: String { root + "/image" }
     /// Captured screenshots and pages, by content hash.
     var blobsDir: String { root + "/blobs" }
+    /// The image store generic VMs boot from and save to.
+    var imagesDir: String { root + "/images" }
     /// The key viewer tokens are derived from (mode 0600).
     var viewerSecret: String { root + "/viewer-secret" }
     /// The private PulseAudio daemon: its socket (QEMU and the relay connect there) and files.
@@ -30,7 +32,7 @@ struct StateDirectory: Sendable {
     /// Creates the directories with the modes QEMU needs and checks every ancestor.
     func prepare(qemuUser: String = "libvirt-qemu") throws {
         let fm = FileManager.default
-        for dir in [root, vmsDir, runDir] {
+        for dir in [root, vmsDir, runDir, imagesDir] {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             chmod(dir, 0o755)
         }

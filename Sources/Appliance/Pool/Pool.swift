@@ -26,10 +26,14 @@ actor Pool {
     private var rejections: [Int64: (since: Date, count: Int)] = [:]
     private var bootFailures = 0
     private var bootPausedUntil = Date.distantPast
+    /// Also told of every libvirt event (the stream has one consumer: this pool).
+    private let eventObserver: (@Sendable (LibvirtEvent) -> Void)?
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
-    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
+    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger,
+         eventObserver: (@Sendable (LibvirtEvent) -> Void)? = nil) {
+        self.eventObserver = eventObserver
         self.store = store
         self.captures = captures
         self.hypervisor = hypervisor
@@ -321,6 +325,7 @@ actor Pool {
 
     private func consumeLibvirtEvents() async {
         for await event in hypervisor.libvirt.events {
+            eventObserver?(event)
             switch event {
             case .lifecycle(let domain, _, let kind, let detail):
                 guard kind == .stopped || kind == .crashed || kind == .shutdown else { continue }

@@ -105,6 +105,31 @@ enum Migrations {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v4-machines") { db in
+            // Generic VMs and keyed viewers: the desired state the machine reconciler drives to.
+            try db.create(table: "machine") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("uuid", .text).notNull().unique()
+                t.column("name", .text).notNull()
+                t.column("spec", .text).notNull()
+                t.column("desired", .text).notNull()
+                t.column("status", .text).notNull().indexed()
+                t.column("reason", .text)
+                t.column("ip", .text)
+                t.column("agentVersion", .text)
+                t.column("agentSeen", .boolean).notNull().defaults(to: false)
+                t.column("ownerKey", .text)
+                t.column("accessKey", .text)
+                t.column("domainName", .text).notNull().unique()
+                t.column("createdAt", .datetime).notNull()
+                t.column("statusSince", .datetime).notNull()
+            }
+            // A name addresses one VM that is wanted; a destroyed one frees it.
+            try db.execute(sql: "CREATE UNIQUE INDEX machine_live_name ON machine(name) WHERE desired != 'destroyed'")
+            // Exactly one VM per viewer key: SQLite itself refuses a second, whatever the races.
+            try db.execute(sql: "CREATE UNIQUE INDEX machine_one_per_owner ON machine(ownerKey) WHERE desired != 'destroyed' AND ownerKey IS NOT NULL")
+            try db.alter(table: "event") { t in t.add(column: "machineId", .integer) }
+        }
         return migrator
     }
 }

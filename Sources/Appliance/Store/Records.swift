@@ -92,6 +92,8 @@ struct EventRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersis
     var batchId: Int64?
     var handleId: Int64?
     var message: String
+    /// The generic VM (or viewer VM) the event is about.
+    var machineId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }

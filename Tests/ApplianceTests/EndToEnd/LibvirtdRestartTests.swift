@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// libvirtd restarts under a running appliance: it reconnects, re-reads the truth, loses no VM
 /// and keeps serving. Restarts the host's libvirtd, so `make test` runs it alone, last
@@ -14,12 +17,31 @@ import Testing
             try await eventually("an idle VM", timeout: 120) { try await run.live().first?["state"] as? String == "idle" }
             let before = try await run.live().compactMap { $0["domain"] as? String }
 
-            try restartLibvirtd()
+            // A generic VM too, so that both reconcilers live through the restart.
+            _ = try MachineLifecycleTests.stockImageStore(run)
+            _ = try await api.object("POST", "/v1/vms", MachineLifecycleTests.spec("survivor"), status: 201)
+            try await MachineLifecycleTests.waitStatus(api, "survivor", "running")
+            let survivor = try #require(try await MachineLifecycleTests.status(api, "survivor")["domain"] as? String)
+
+            // libvirtd killed: the API keeps answering; what needs libvirt fails clearly.
+            try signalLibvirtd(SIGKILL)
+            #expect(try await api.get("/v1/pool").0 == 200)
+            #expect(try await run.live().compactMap { $0["domain"] as? String } == before)
+            let vmId = try #require(try await run.live().first?["id"] as? Int)
+            let (down, answer) = try await api.send("GET", "/v1/vms/\(vmId)/screenshot.png")
+            #expect(down == 503 && (answer as? [String: Any])?["error"] as? String == "libvirt_unavailable", "\(down) \(answer ?? "")")
+            // A VM asked for while libvirtd is down is stored and started once it is back.
+            _ = try await api.object("POST", "/v1/vms", MachineLifecycleTests.spec("latecomer", ["run_agent": false]), status: 201)
+            try startLibvirtd()
             try await eventually("the appliance reconnected", timeout: 60) {
                 (try await api.json("/v1/events?limit=50") as! [[String: Any]]).contains { $0["kind"] as? String == "libvirt.reconnected" }
             }
             #expect(try await run.live().compactMap { $0["domain"] as? String } == before, "no VM lost or replaced")
-            #expect(try virshDomainNames(prefix: run.prefix) == Set(before))
+            try await MachineLifecycleTests.waitStatus(api, "latecomer", "running", timeout: 60)
+            #expect(try await MachineLifecycleTests.status(api, "survivor")["status"] as? String == "running")
+            let machines = try virshDomainNames(prefix: run.prefix + "m")
+            #expect(machines.count == 2 && machines.contains(survivor), "\(machines)")
+            #expect(try virshDomainNames(prefix: run.prefix + "vm") == Set(before))
 
             // It keeps serving: a batch is prepared and locked on the same VM.
             let batch = try await api.postOK("/prepare-batch/1/http%3A%2F%2Fexample.test%2F")
@@ -31,23 +53,24 @@ import Testing
         }
     }
 
-    /// Kills libvirtd and starts it again with an empty signal mask (a child of this test
-    /// process would otherwise inherit blocked signals and ignore a later SIGTERM).
-    func restartLibvirtd() throws {
+    /// Sends libvirtd a signal and waits until it is gone.
+    func signalLibvirtd(_ signal: Int32) throws {
+        _ = try? runTool("/usr/bin/pkill", ["-\(signal)", "-x", "libvirtd"])
+        for _ in 0..<100 {
+            if (try? runTool("/usr/bin/pgrep", ["-x", "libvirtd"])) == nil { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw ApplianceProcess.Failure("libvirtd did not exit")
+    }
+
+    /// Starts libvirtd with an empty signal mask (a child of this test process would otherwise
+    /// inherit blocked signals and ignore a later SIGTERM).
+    func startLibvirtd() throws {
         let script = """
-            import os, signal, subprocess, time
-            subprocess.run(["pkill", "-x", "libvirtd"])
-            for _ in range(100):
-                if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0: break
-                time.sleep(0.1)
+            import signal, subprocess
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             subprocess.run(["libvirtd", "-d"], check=True)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ApplianceProcess.Failure("restarting libvirtd failed") }
+        _ = try runTool("/usr/bin/python3", ["-c", script])
     }
 }

@@ -1,0 +1,39 @@
+import Foundation
+import Libvirt
+
+/// The libvirt domain of a generic VM, from its spec and the files its disks were made in.
+struct MachineDomain {
+    /// Local paths of what the spec names, after downloads and overlays.
+    struct Disks {
+        var hda: String
+        var hdb: String?
+        var cdrom: String?
+        var kernel: String?
+        var initrd: String?
+        var input: String?
+    }
+
+    static func definition(_ machine: MachineRecord, disks: Disks, files: MachineFiles, network: GuestNetwork, instanceId: String) -> DomainDefinition {
+        let spec = machine.spec
+        var extra: [DomainDefinition.Disk] = []
+        if let hdb = disks.hdb { extra.append(.init(path: hdb, target: "vdb")) }
+        if let input = disks.input { extra.append(.init(path: input, format: "raw", target: "vdc", readOnly: true)) }
+        return DomainDefinition(
+            name: machine.domainName,
+            type: spec.hypervisor == "kvm" ? .kvm : .qemu,
+            memoryMiB: spec.memoryMiB,
+            vcpus: spec.vcpus,
+            arch: spec.arch == .i386 ? "i686" : "x86_64",
+            kernelBoot: disks.kernel.map { .init(kernelPath: $0, initrdPath: disks.initrd, cmdline: spec.cmdline) },
+            diskPath: disks.hda,
+            extraDisks: extra,
+            cdrom: .init(mediaPath: disks.cdrom),
+            networkName: network.libvirtNetwork,
+            channel: spec.runAgent ? .init(socketPath: files.agentSocket, targetName: Hypervisor.agentChannelName) : nil,
+            serialLogPath: files.consoleLog,
+            vncSocketPath: files.vncSocket,
+            metadata: .init(
+                namespaceURI: Hypervisor.metadataNamespace, prefix: "vmcloud", element: "vm",
+                attributes: [.init("appliance", instanceId), .init("machine", String(machine.id!))]))
+    }
+}

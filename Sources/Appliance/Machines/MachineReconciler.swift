@@ -1,0 +1,201 @@
+import AgentProtocol
+import Foundation
+import Libvirt
+import Logging
+import NIOCore
+
+/// Drives every generic VM from what it is to what the store says it should be. The pusher is
+/// `kick()`, called on every change through the API; the poller is a pass every
+/// `pollInterval` and after every libvirt event. A pass reads libvirt's domain list once, asks
+/// `MachinePlan` what each VM needs, and starts at most one action task per VM; failed actions
+/// are retried with backoff (a start at most three times) and every action and failure is
+/// recorded as an event.
+actor MachineReconciler {
+    struct Settings: Sendable {
+        var pollInterval: TimeInterval = 5
+        var startAttempts = 3
+        var saveAttempts = 3
+        /// A VM that crashes this many times within `crashWindow` stops being restarted.
+        var crashLimit = 5
+        var crashWindow: TimeInterval = 600
+    }
+
+    /// The last pass, for the API and the benchmark.
+    struct PassStats: Sendable, Encodable {
+        var passes = 0
+        var lastPassSeconds = 0.0
+        var lastPassMachines = 0
+        var lastPassActions = 0
+    }
+
+    nonisolated let store: Store
+    nonisolated let libvirt: LibvirtClient
+    nonisolated let state: StateDirectory
+    nonisolated let disks: MachineDisks
+    nonisolated let network: GuestNetwork
+    let settings: Settings
+    let group: EventLoopGroup
+    let logger: Logger
+
+    var busy: Set<Int64> = []
+    /// Failures of the current action per VM and the time before which it is not retried.
+    var failures: [Int64: (count: Int, notBefore: Date)] = [:]
+    var crashes: [Int64: [Date]] = [:]
+    var sessions: [Int64: AgentSession] = [:]
+    private(set) var stats = PassStats()
+    private let kicks: AsyncStream<Void>
+    private let kickContinuation: AsyncStream<Void>.Continuation
+
+    init(store: Store, libvirt: LibvirtClient, state: StateDirectory, disks: MachineDisks, network: GuestNetwork,
+         settings: Settings = Settings(), group: EventLoopGroup, logger: Logger) {
+        self.store = store
+        self.libvirt = libvirt
+        self.state = state
+        self.disks = disks
+        self.network = network
+        self.settings = settings
+        self.group = group
+        self.logger = logger
+        (kicks, kickContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    nonisolated var domainPrefix: String { store.machineDomainPrefix }
+    nonisolated func files(_ id: Int64) -> MachineFiles { MachineFiles(state: state, id: id) }
+
+    /// The pusher: something changed, run a pass soon.
+    nonisolated func kick() { kickContinuation.yield() }
+
+    /// Runs until cancelled.
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    self.kick()
+                    try await Task.sleep(for: .seconds(self.settings.pollInterval))
+                }
+            }
+            group.addTask {
+                for await _ in self.kicks { await self.pass() }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// A libvirt event (forwarded by the pool, which owns the event stream).
+    nonisolated func libvirtEvent(_ event: LibvirtEvent) {
+        switch event {
+        case .lifecycle(let domain, _, _, _) where domain.hasPrefix(domainPrefix): kick()
+        case .reconnected: kick()
+        default: break
+        }
+    }
+
+    /// One comparison of the store with libvirt; returns the number of actions started.
+    @discardableResult
+    func pass() async -> Int {
+        let started = Date()
+        do {
+            var domains: [String: DomainState] = [:]
+            for domain in try await libvirt.listDomains() where domain.name.hasPrefix(domainPrefix) {
+                domains[domain.name] = domain.state
+            }
+            let machines = try await store.machines(includeDestroyed: false)
+            var actions = 0
+            let now = Date()
+            for machine in machines {
+                let id = machine.id!
+                guard !busy.contains(id), let action = MachinePlan.next(machine, domain: domains[machine.domainName]) else { continue }
+                if let failure = failures[id], failure.notBefore > now { continue }
+                actions += 1
+                launch(action, machine)
+            }
+            actions += try await destroyOrphans(domains: domains, known: Set(try await store.machines(includeDestroyed: true).map(\.domainName)))
+            stats.passes += 1
+            stats.lastPassSeconds = Date().timeIntervalSince(started)
+            stats.lastPassMachines = machines.count
+            stats.lastPassActions = actions
+            return actions
+        } catch {
+            logger.warning("machine reconcile pass failed", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// Domains named like ours whose machine the store does not know: destroyed, logged.
+    private func destroyOrphans(domains: [String: DomainState], known: Set<String>) async throws -> Int {
+        var count = 0
+        for (name, state) in domains where !known.contains(name) && state != .shutoff {
+            count += 1
+            logger.warning("destroying orphan machine domain", metadata: ["domain": "\(name)"])
+            _ = try await libvirt.destroyDomain(name: name)
+            try await store.record("machine.orphan", "destroyed domain \(name) that the store does not know")
+        }
+        return count
+    }
+
+    func passStats() -> PassStats { stats }
+
+    // MARK: - Action tasks
+
+    private func launch(_ action: MachineAction, _ machine: MachineRecord) {
+        let id = machine.id!
+        busy.insert(id)
+        Task {
+            do {
+                try await perform(action, machine)
+                failures[id] = nil
+            } catch {
+                await actionFailed(action, machine, error)
+            }
+            busy.remove(id)
+            kick()
+        }
+    }
+
+    private func actionFailed(_ action: MachineAction, _ machine: MachineRecord, _ error: Error) async {
+        let id = machine.id!
+        let count = (failures[id]?.count ?? 0) + 1
+        let delay = min(60, pow(2, Double(count - 1)))
+        failures[id] = (count, Date().addingTimeInterval(delay))
+        logger.warning("machine action failed", metadata: ["machine": "\(id)", "action": "\(action)", "try": "\(count)", "error": "\(error)"])
+        try? await store.recordMachine("machine.action_failed", machine: id, "\(action) failed (try \(count)): \(error)")
+        if action == .start || action == .restartFromStopped, count >= settings.startAttempts {
+            failures[id] = nil
+            _ = try? await store.setStatus(machine: id, from: [.starting], to: .failedToStart, reason: "\(error)")
+            await closeAgent(id)
+            _ = try? await libvirt.destroyDomain(name: machine.domainName)
+        }
+    }
+
+    // MARK: - Agents
+
+    func attachAgent(_ machine: MachineRecord) {
+        let id = machine.id!
+        guard machine.spec.runAgent, sessions[id] == nil else { return }
+        let session = AgentSession(
+            vmId: id, socketPath: files(id).agentSocket, group: group, logger: logger,
+            onMessage: { [weak self] message in await self?.agentMessage(id, message) },
+            onReject: { [weak self] reason in
+                guard let self else { return }
+                try? await self.store.recordMachine("agent.rejected", machine: id, reason)
+            })
+        sessions[id] = session
+        Task { await session.start() }
+    }
+
+    func closeAgent(_ id: Int64) async {
+        await sessions.removeValue(forKey: id)?.close()
+    }
+
+    private func agentMessage(_ id: Int64, _ message: AgentMessage) async {
+        guard message.type == .hello else { return }
+        do {
+            if try await store.machineHello(machine: id, ip: message.ip, agentVersion: message.agentVersion) {
+                logger.info("machine agent hello", metadata: ["machine": "\(id)", "ip": "\(message.ip ?? "-")"])
+            }
+        } catch {
+            logger.error("recording a machine's hello failed", metadata: ["machine": "\(id)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Libvirt
+
+/// What the API asks of generic VMs: validated changes to the desired state, each followed by
+/// a kick of the reconciler (the pusher). Live changes that cannot wait for a pass (the
+/// cdrom's media) go to libvirt here.
+struct MachineService: Sendable {
+    let reconciler: MachineReconciler
+    let images: ImageStore
+    let kvmUsable: Bool
+
+    var store: Store { reconciler.store }
+
+    func create(_ request: MachineRequest) async throws -> MachineRecord {
+        let (name, spec) = try request.validated(host: .init(kvmUsable: kvmUsable, images: images))
+        let machine = try await store.createMachine(name: name, spec: spec)
+        reconciler.kick()
+        return machine
+    }
+
+    /// Wants the VM `desired`; refused for a VM that is destroyed or being destroyed.
+    func want(_ ref: String, _ desired: MachineDesired) async throws -> MachineRecord {
+        let machine = try await store.machine(ref: ref)
+        if desired != .destroyed, machine.status == .failedToStart {
+            // Asking again after a failed start is a new try.
+            try await store.setStatus(machine: machine.id!, from: [.failedToStart], to: .starting, reason: nil, agentSeen: false,
+                                      event: "start asked again after a failed start")
+        }
+        guard let updated = try await store.setDesired(machine: machine.id!, desired) else {
+            throw APIError(status: .conflict, code: "vm_destroyed", message: "VM \(machine.name) is \(machine.desired == .destroyed ? "being destroyed" : machine.status.rawValue)")
+        }
+        reconciler.kick()
+        return updated
+    }
+
+    /// The seed's modify: save targets, and the cdrom (inserted or ejected live once the VM
+    /// has finished installing).
+    func modify(_ ref: String, _ change: MachineModification) async throws -> MachineRecord {
+        var machine = try await store.machine(ref: ref)
+        guard machine.desired != .destroyed else { throw APIError(status: .conflict, code: "vm_destroyed", message: "VM \(machine.name) is destroyed") }
+        let hda = try change.hda_save_to.map { try MachineValidation.saveTarget($0, "hda_save_to") }
+        let hdb = try change.hdb_save_to.map { try MachineValidation.saveTarget($0, "hdb_save_to") }
+        if hdb != nil, hdb! != nil, machine.spec.hdb == nil { throw APIError.badRequest("hdb_save_to needs an hdb_image") }
+        var cdrom: ImageReference??
+        if let raw = change.cd_image {
+            if machine.status == .installing || machine.status == .starting {
+                throw APIError(status: .conflict, code: "vm_installing", message: "the cdrom can be changed once the VM is running (it is \(machine.status.rawValue))")
+            }
+            if raw.isEmpty {
+                cdrom = .some(nil)
+            } else {
+                let reference = try MachineValidation.image(raw, "cd_image", in: images)
+                guard case .stored = reference else { throw APIError.badRequest("cd_image of an existing VM must be a file in the image store") }
+                cdrom = .some(reference)
+            }
+            if machine.status.hasDomain, case .some(let media) = cdrom {
+                let path: String? = media.map { images.path($0.description) }
+                try await reconciler.libvirt.updateDevice(name: machine.domainName, deviceXML: try DomainDefinition.cdromDeviceXML(mediaPath: path))
+            }
+        }
+        var notes: [String] = []
+        if let hda { notes.append("hda_save_to=\(hda ?? "")") }
+        if let hdb { notes.append("hdb_save_to=\(hdb ?? "")") }
+        if let cdrom { notes.append("cd_image=\(cdrom?.description ?? "")") }
+        let newCdrom = cdrom
+        machine = try await store.updateSpec(machine: machine.id!, { spec in
+            if let hda { spec.hdaSaveTo = hda }
+            if let hdb { spec.hdbSaveTo = hdb }
+            if let newCdrom { spec.cdrom = newCdrom }
+        }, event: notes.isEmpty ? "nothing changed" : notes.joined(separator: " "))
+        return machine
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import GRDB
+
+enum MachineStoreError: Error, CustomStringConvertible {
+    case notFound(String)
+    case nameTaken(String)
+
+    var description: String {
+        switch self {
+        case .notFound(let ref): return "no VM '\(ref)'"
+        case .nameTaken(let name): return "a VM named '\(name)' exists already"
+        }
+    }
+}
+
+/// The generic VMs' rows: creation, lookups by uuid or name, desired-state changes, and the
+/// reconciler's status transitions. Every change is one transaction with its event.
+extension Store {
+    static func logMachine(_ db: Database, _ kind: String, machine: Int64, _ message: String) throws {
+        var event = EventRecord(id: nil, at: Date(), kind: kind, vmId: nil, batchId: nil, handleId: nil, message: message, machineId: machine)
+        try event.insert(db)
+    }
+
+    /// Inserts a machine that should run. The domain name derives from the row id, so no crash
+    /// can ever give one row two domains.
+    func createMachine(name: String, spec: MachineSpec, ownerKey: String? = nil, accessKey: String? = nil) async throws -> MachineRecord {
+        do {
+            return try await pool.write { db in try Self.insertMachine(db, name: name, spec: spec, ownerKey: ownerKey, accessKey: accessKey, prefix: self.machineDomainPrefix) }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw MachineStoreError.nameTaken(name)
+        }
+    }
+
+    var machineDomainPrefix: String { "vmcloud-\(instanceId)-m" }
+
+    static func insertMachine(_ db: Database, name: String, spec: MachineSpec, ownerKey: String?, accessKey: String?, prefix: String) throws -> MachineRecord {
+        let now = Date()
+        var machine = MachineRecord(
+            id: nil, uuid: UUID().uuidString.lowercased(), name: name, spec: spec, desired: .running, status: .starting,
+            reason: nil, ip: nil, agentVersion: nil, agentSeen: false, ownerKey: ownerKey, accessKey: accessKey,
+            domainName: "pending-\(UUID().uuidString)", createdAt: now, statusSince: now)
+        try machine.insert(db)
+        machine.domainName = prefix + String(machine.id!)
+        try machine.update(db)
+        try logMachine(db, "machine.created", machine: machine.id!, "\(name) (\(machine.uuid)) wanted running")
+        return machine
+    }
+
+    /// Exactly one machine per owner key: the existing wanted one, or a new one made by
+    /// `make` in the same transaction. The partial unique index settles concurrent callers.
+    func ensureMachine(ownerKey: String, make: @Sendable () -> (name: String, spec: MachineSpec, accessKey: String)) async throws -> (MachineRecord, created: Bool) {
+        for _ in 0..<3 {
+            do {
+                return try await pool.write { db in
+                    if let existing = try MachineRecord.filter(Column("ownerKey") == ownerKey && Column("desired") != MachineDesired.destroyed.rawValue).fetchOne(db) {
+                        return (existing, false)
+                    }
+                    let made = make()
+                    return (try Self.insertMachine(db, name: made.name, spec: made.spec, ownerKey: ownerKey, accessKey: made.accessKey, prefix: self.machineDomainPrefix), true)
+                }
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                continue  // another writer won; the next round finds its row
+            }
+        }
+        throw MachineStoreError.nameTaken(ownerKey)
+    }
+
+    func machines(includeDestroyed: Bool = false) async throws -> [MachineRecord] {
+        try await pool.read { db in
+            var request = MachineRecord.order(Column("id"))
+            if !includeDestroyed { request = request.filter(Column("status") != MachineStatus.destroyed.rawValue) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    func machine(_ id: Int64) async throws -> MachineRecord? {
+        try await pool.read { db in try MachineRecord.fetchOne(db, key: id) }
+    }
+
+    /// A uuid wins over a name; a name finds the wanted VM of that name, else the newest.
+    func machine(ref: String) async throws -> MachineRecord {
+        let found = try await pool.read { db -> MachineRecord? in
+            if UUID(uuidString: ref) != nil, let byUUID = try MachineRecord.filter(Column("uuid") == ref.lowercased()).fetchOne(db) {
+                return byUUID
+            }
+            return try MachineRecord.filter(Column("name") == ref)
+                .order(sql: "desired = 'destroyed', id DESC").fetchOne(db)
+        }
+        guard let found else { throw MachineStoreError.notFound(ref) }
+        return found
+    }
+
+    func machine(ownerKey: String) async throws -> MachineRecord? {
+        try await pool.read { db in
+            try MachineRecord.filter(Column("ownerKey") == ownerKey && Column("desired") != MachineDesired.destroyed.rawValue).fetchOne(db)
+        }
+    }
+
+    /// Sets what the VM should be. Refused (nil) once it is destroyed or wanted destroyed.
+    @discardableResult
+    func setDesired(machine id: Int64, _ desired: MachineDesired) async throws -> MachineRecord? {
+        try await pool.write { db in
+            guard var machine = try MachineRecord.fetchOne(db, key: id), machine.desired != .destroyed else { return nil }
+            guard machine.desired != desired else { return machine }
+            try Self.logMachine(db, "machine.desired", machine: id, "wanted \(desired.rawValue) (was \(machine.desired.rawValue))")
+            machine.desired = desired
+            try machine.update(db)
+            return machine
+        }
+    }
+
+    func updateSpec(machine id: Int64, _ change: @Sendable (inout MachineSpec) -> Void, event: String) async throws -> MachineRecord {
+        try await pool.write { db in
+            guard var machine = try MachineRecord.fetchOne(db, key: id) else { throw MachineStoreError.notFound(String(id)) }
+            change(&machine.spec)
+            try machine.update(db)
+            try Self.logMachine(db, "machine.modified", machine: id, event)
+            return machine
+        }
+    }
+
+    /// The reconciler's transition: only from a status it expects, so a late or repeated
+    /// action changes nothing. Returns whether it happened.
+    @discardableResult
+    func setStatus(machine id: Int64, from: Set<MachineStatus>, to status: MachineStatus, reason: String? = nil,
+                   agentSeen: Bool? = nil, event: String? = nil) async throws -> Bool {
+        try await pool.write { db in
+            guard var machine = try MachineRecord.fetchOne(db, key: id), from.contains(machine.status) else { return false }
+            if machine.status != status {
+                machine.statusSince = Date()
+                try Self.logMachine(db, "machine.\(status.rawValue.replacingOccurrences(of: " ", with: "_"))", machine: id,
+                               event ?? "\(machine.status.rawValue) -> \(status.rawValue)" + (reason.map { ": \($0)" } ?? ""))
+            }
+            machine.status = status
+            machine.reason = reason
+            if let agentSeen { machine.agentSeen = agentSeen }
+            if status == .starting || status == .stopped || status == .destroyed { machine.ip = nil }
+            try machine.update(db)
+            return true
+        }
+    }
+
+    /// Progress or a passing note (no event; the status stays).
+    func setReason(machine id: Int64, _ reason: String?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE machine SET reason = ? WHERE id = ? AND status = 'starting'", arguments: [reason, id])
+        }
+    }
+
+    /// The agent's hello: records the IP and, from installing, makes the VM running.
+    func machineHello(machine id: Int64, ip: String?, agentVersion: String?) async throws -> Bool {
+        try await pool.write { db in
+            guard var machine = try MachineRecord.fetchOne(db, key: id), machine.status.hasDomain else { return false }
+            machine.ip = ip
+            machine.agentVersion = agentVersion
+            machine.agentSeen = true
+            if machine.status == .installing {
+                machine.status = .running
+                machine.statusSince = Date()
+                try Self.logMachine(db, "machine.running", machine: id, "agent hello (ip \(ip ?? "-")): installing -> running")
+            }
+            try machine.update(db)
+            return true
+        }
+    }
+
+    func recordMachine(_ kind: String, machine id: Int64, _ message: String) async throws {
+        try await pool.write { db in try Self.logMachine(db, kind, machine: id, message) }
+    }
+
+    func machineEvents(machine id: Int64, limit: Int = 200) async throws -> [EventRecord] {
+        try await pool.read { db in
+            try EventRecord.filter(Column("machineId") == id).order(Column("id").desc).limit(limit).fetchAll(db)
+        }
+    }
+}

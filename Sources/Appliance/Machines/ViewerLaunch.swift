@@ -1,0 +1,136 @@
+import Crypto
+import Foundation
+import Hummingbird
+
+/// VRun's viewer{type, project}: `PUT /v1/viewers/{project}/{kind}` ensures that exactly one VM
+/// exists for that key, however many calls race and across restarts (the store's partial unique
+/// index on the owner key decides), built from an image with an input disk of the given files.
+/// The answer waits (bounded) until the guest has reported its IP. The viewer's access key is
+/// made with it, written onto the input disk (`access-key`) for the guest's service, returned
+/// to the launcher, and required by `GET` and `DELETE` (`X-Viewer-Key` header or `?key=`).
+struct ViewerLaunchRoutes {
+    let machines: MachineService
+
+    struct Body: Decodable {
+        var image: String
+        var kernel_image: String?
+        var initrd_image: String?
+        var cmdline: String?
+        var cpu_count: Int?
+        var mem_size: Int?
+        /// Text files for the input disk: name -> content.
+        var files: [String: String]?
+        /// The guest port the viewer's service listens on (for `url`).
+        var port: Int?
+        /// How long the call waits for the guest's IP (default 60 s, at most 600).
+        var wait: Int?
+    }
+
+    struct View: Encodable {
+        let project: String
+        let kind: String
+        let uuid: String
+        let name: String
+        let status: String
+        let ip: String?
+        /// `http://<guest ip>:<port>/` once the guest reported its IP.
+        let url: String?
+        let access_key: String
+        let created: Bool
+    }
+
+    func register(on router: Router<some RequestContext>) {
+        let viewers = router.group("v1/viewers")
+        viewers.put(":project/:kind") { request, context in
+            let (project, kind) = try key(context)
+            let body = try await JSONBody.decode(Body.self, from: request, limit: 1 << 20)
+            let made = try made(project: project, kind: kind, body)
+            let (machine, created) = try await machines.store.ensureMachine(ownerKey: ownerKey(project, kind)) { made }
+            if created { machines.reconciler.kick() }
+            let ready = try await waitForIP(machine.id!, seconds: min(max(body.wait ?? 60, 0), 600))
+            return view(ready, project: project, kind: kind, port: body.port ?? 80, created: created,
+                        status: ready.ip == nil ? .accepted : .ok)
+        }
+        viewers.get(":project/:kind") { request, context in
+            let (project, kind) = try key(context)
+            let machine = try await authorized(request, project: project, kind: kind)
+            return view(machine, project: project, kind: kind, port: Int(request.uri.queryParameters.get("port") ?? "") ?? 80, created: false)
+        }
+        viewers.delete(":project/:kind") { request, context in
+            let (project, kind) = try key(context)
+            let machine = try await authorized(request, project: project, kind: kind)
+            return view(try await machines.want(machine.uuid, .destroyed), project: project, kind: kind, port: 80, created: false)
+        }
+    }
+
+    private func ownerKey(_ project: String, _ kind: String) -> String { "viewer:\(project)/\(kind)" }
+
+    /// project and kind: 1 to 32 lowercase letters, digits, `_` or `-`.
+    private func key(_ context: some RequestContext) throws -> (String, String) {
+        func check(_ raw: String, _ field: String) throws -> String {
+            let ok = (1...32).contains(raw.utf8.count) && raw.utf8.allSatisfy {
+                ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+            }
+            guard ok else { throw APIError.badRequest("\(field) must be 1 to 32 lowercase letters, digits, '_' or '-'") }
+            return raw
+        }
+        return (try check(context.parameters.require("project"), "project"), try check(context.parameters.require("kind"), "kind"))
+    }
+
+    /// Validates the body into the spec a new viewer VM would get (made before the store is
+    /// asked, so a bad body is refused even when the viewer exists).
+    private func made(project: String, kind: String, _ body: Body) throws -> (name: String, spec: MachineSpec, accessKey: String) {
+        let accessKey = Self.newAccessKey()
+        var files = body.files ?? [:]
+        guard files.count <= 32 else { throw APIError.badRequest("at most 32 input files") }
+        for (name, content) in files {
+            guard (1...64).contains(name.utf8.count), name != ".", name != "..", name != "access-key",
+                  name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") })
+            else { throw APIError.badRequest("input file names are 1 to 64 printable characters without '/' (and not access-key)") }
+            guard content.utf8.count <= 512 * 1024 else { throw APIError.badRequest("input file \(name) is larger than 512 KiB") }
+        }
+        files["access-key"] = accessKey + "\n"
+        if let port = body.port, !(1...65535).contains(port) { throw APIError.badRequest("port must be 1 to 65535") }
+        let request = MachineRequest(
+            name: "viewer-\(project)-\(kind)", hypervisor: nil, cpu_count: body.cpu_count, mem_size: body.mem_size, sys_arch: nil,
+            hda_image: body.image, hda_save_to: nil, hdb_image: nil, hdb_save_to: nil, cd_image: nil,
+            kernel_image: body.kernel_image, initrd_image: body.initrd_image, cmdline: body.cmdline,
+            run_agent: true, on_crash: "restart", stop_grace: 0)
+        var (name, spec) = try request.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images))
+        spec.inputFiles = files
+        return (name, spec, accessKey)
+    }
+
+    private func authorized(_ request: Request, project: String, kind: String) async throws -> MachineRecord {
+        guard let machine = try await machines.store.machine(ownerKey: ownerKey(project, kind)) else {
+            throw APIError.notFound("no viewer \(project)/\(kind)")
+        }
+        let given = request.headers[.init("X-Viewer-Key")!] ?? request.uri.queryParameters.get("key").map { String($0) }
+        guard let given, let expected = machine.accessKey,
+              Data(SHA256.hash(data: Data(given.utf8))) == Data(SHA256.hash(data: Data(expected.utf8)))
+        else {
+            throw APIError(status: .unauthorized, code: "invalid_key", message: "the viewer's access key is required (X-Viewer-Key header or ?key=)")
+        }
+        return machine
+    }
+
+    private func waitForIP(_ id: Int64, seconds: Int) async throws -> MachineRecord {
+        let deadline = Date().addingTimeInterval(TimeInterval(seconds))
+        while true {
+            guard let machine = try await machines.store.machine(id) else { throw MachineStoreError.notFound(String(id)) }
+            if machine.ip != nil || Date() >= deadline || [.failedToStart, .destroyed].contains(machine.status) { return machine }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func view(_ machine: MachineRecord, project: String, kind: String, port: Int, created: Bool,
+                      status: HTTPResponse.Status = .ok) -> Response {
+        JSONBody.response(View(
+            project: project, kind: kind, uuid: machine.uuid, name: machine.name, status: machine.status.rawValue, ip: machine.ip,
+            url: machine.ip.map { "http://\($0):\(port)/" }, access_key: machine.accessKey ?? "", created: created), status: status)
+    }
+
+    static func newAccessKey() -> String {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.map { String(format: "%02x", $0) }.joined()
+    }
+}
