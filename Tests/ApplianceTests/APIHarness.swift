@@ -15,6 +15,8 @@ struct APIHarness {
     let viewer: ViewerAccess
     let directory: String
     let libvirt: LibvirtClient
+    /// Generic VMs over the same test driver (its reconciler is not running: requests only).
+    let machines: MachineService
 
     init() async throws {
         directory = try makeTemporaryDirectory("api")
@@ -31,6 +33,10 @@ struct APIHarness {
         viewer = ViewerAccess(tokens: try AccessTokens.load(path: state.viewerSecret), store: store,
                               vncSocket: { [state] in state.vncSocket(vm: $0) })
         let captures = CaptureReceiver(blobs: blobs, logger: Logger(label: "test"))
+        let reconciler = MachineReconciler(
+            store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: ImageStore(root: state.imagesDir), qemuImg: "/usr/bin/qemu-img"),
+            network: .user, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        machines = MachineService(reconciler: reconciler, images: ImageStore(root: state.imagesDir), kvmUsable: false)
         pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),
                     group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
     }
@@ -39,7 +45,7 @@ struct APIHarness {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let app = Application(router: ApplianceServer.router(
             pool: pool, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
-            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" })))
+            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" }), machines: machines))
         try await app.test(.router, body)
         await libvirt.close()
     }

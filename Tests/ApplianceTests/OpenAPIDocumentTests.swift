@@ -16,7 +16,7 @@ import Testing
                 path = String(line.dropFirst(2).dropLast())
             } else if line.hasPrefix("  "), !line.hasPrefix("   ") {
                 path = nil
-            } else if let path, let method = ["get", "post", "put", "delete"].first(where: { line == "    \($0):" }) {
+            } else if let path, let method = ["get", "post", "put", "patch", "delete"].first(where: { line == "    \($0):" }) {
                 operations.append((method.uppercased(), path))
             }
         }
