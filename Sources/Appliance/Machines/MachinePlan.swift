@@ -23,8 +23,24 @@ enum MachineAction: Equatable, Sendable {
 }
 
 enum MachinePlan {
-    /// nil: nothing to do. `domain` is nil when libvirt has no such domain.
+    /// What the decision needs of a machine's row: a pass reads only this for every VM and the
+    /// whole record only for those that need an action.
+    struct Row: Sendable, Equatable, Decodable {
+        var id: Int64
+        var domainName: String
+        var desired: MachineDesired
+        var status: MachineStatus
+        var agentSeen: Bool
+        var runAgent: Bool
+    }
+
     static func next(_ machine: MachineRecord, domain: DomainState?) -> MachineAction? {
+        next(Row(id: machine.id ?? 0, domainName: machine.domainName, desired: machine.desired, status: machine.status,
+                 agentSeen: machine.agentSeen, runAgent: machine.spec.runAgent), domain: domain)
+    }
+
+    /// nil: nothing to do. `domain` is nil when libvirt has no such domain.
+    static func next(_ machine: Row, domain: DomainState?) -> MachineAction? {
         let exists = domain.map { $0 != .shutoff && $0 != .crashed } ?? false
         let paused = domain == .paused || domain == .pmSuspended
         switch machine.desired {
@@ -40,7 +56,7 @@ enum MachinePlan {
                 if machine.desired == .running && paused { return .resume }
                 if paused && machine.status != .suspended { return .correct(.suspended) }
                 if !paused && machine.status == .suspended {
-                    return .correct(machine.agentSeen || !machine.spec.runAgent ? .running : .installing)
+                    return .correct(machine.agentSeen || !machine.runAgent ? .running : .installing)
                 }
                 return nil
             case .saving: return .save

@@ -100,20 +100,20 @@ actor MachineReconciler {
             for domain in try await libvirt.listDomains() where domain.name.hasPrefix(domainPrefix) {
                 domains[domain.name] = domain.state
             }
-            let machines = try await store.machines(includeDestroyed: false)
+            let rows = try await store.machineRows()
             var actions = 0
             let now = Date()
-            for machine in machines {
-                let id = machine.id!
-                guard !busy.contains(id), let action = MachinePlan.next(machine, domain: domains[machine.domainName]) else { continue }
-                if let failure = failures[id], failure.notBefore > now { continue }
+            for row in rows where row.status != .destroyed {
+                guard !busy.contains(row.id), let action = MachinePlan.next(row, domain: domains[row.domainName]) else { continue }
+                if let failure = failures[row.id], failure.notBefore > now { continue }
+                guard let machine = try await store.machine(row.id) else { continue }
                 actions += 1
                 launch(action, machine)
             }
-            actions += try await destroyOrphans(domains: domains, known: Set(try await store.machines(includeDestroyed: true).map(\.domainName)))
+            actions += try await destroyOrphans(domains: domains, known: Set(rows.map(\.domainName)))
             stats.passes += 1
             stats.lastPassSeconds = Date().timeIntervalSince(started)
-            stats.lastPassMachines = machines.count
+            stats.lastPassMachines = rows.count
             stats.lastPassActions = actions
             return actions
         } catch {

@@ -73,6 +73,20 @@ extension Store {
         }
     }
 
+    /// Every machine's planning row (destroyed ones too: their domain names are known, not orphans),
+    /// without decoding the specs.
+    func machineRows() async throws -> [MachinePlan.Row] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, domainName, desired, status, agentSeen, json_extract(spec, '$.runAgent') AS runAgent
+                FROM machine ORDER BY id
+                """).map { row in
+                MachinePlan.Row(id: row["id"], domainName: row["domainName"], desired: row["desired"], status: row["status"],
+                                agentSeen: row["agentSeen"], runAgent: row["runAgent"])
+            }
+        }
+    }
+
     func machine(_ id: Int64) async throws -> MachineRecord? {
         try await pool.read { db in try MachineRecord.fetchOne(db, key: id) }
     }
