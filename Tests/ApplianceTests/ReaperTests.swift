@@ -83,3 +83,41 @@ import Testing
         #expect(Reaper.vmId(in: "vm12.qcow2.tmp", suffixes: [".qcow2"]) == nil)
     }
 }
+
+/// Generic VMs' leftovers: the disks folder and sockets of a destroyed machine go, a live one's stay.
+@Suite struct MachineReaperTests {
+    @Test func removesFilesOfDestroyedMachinesOnly() async throws {
+        let (store, dir) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let state = StateDirectory(root: dir)
+        try state.prepare()
+        let libvirt = LibvirtClient(uri: "test:///default")
+        try await libvirt.connect()
+        let hypervisor = Hypervisor(
+            libvirt: libvirt, state: state, image: GuestImage(directory: dir, disk: dir + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil),
+            accelerator: .tcg, instanceId: store.instanceId, memoryMiB: 128, vcpus: 1)
+        let spec = MachineSpec(vcpus: 1, memoryMiB: 64, arch: .x86_64, hypervisor: "qemu", hda: .stored("a"), hdb: nil, cdrom: nil,
+                               kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: nil, hdbSaveTo: nil, runAgent: true,
+                               onCrash: .restart, stopGrace: 0, inputFiles: nil)
+        let live = try await store.createMachine(name: "live", spec: spec).id!
+        let gone = try await store.createMachine(name: "gone", spec: spec).id!
+        try await store.setDesired(machine: gone, .destroyed)
+        try await store.setStatus(machine: gone, from: [.starting], to: .destroyed)
+        func files(_ id: Int64) throws -> [String] {
+            let machine = MachineFiles(state: state, id: id)
+            try machine.makeDirectory()
+            FileManager.default.createFile(atPath: machine.overlay(.hda), contents: Data("x".utf8))
+            for path in [machine.agentSocket, machine.vncSocket, machine.consoleLog] {
+                FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+            }
+            return [machine.directory, machine.agentSocket, machine.vncSocket, machine.consoleLog]
+        }
+        let kept = try files(live)
+        let leftovers = try files(gone) + (try files(9999))
+        let removed = try await Reaper(store: store, hypervisor: hypervisor).sweep()
+        #expect(Set(removed) == Set(leftovers))
+        for path in kept { #expect(FileManager.default.fileExists(atPath: path), "\(path)") }
+        for path in leftovers { #expect(!FileManager.default.fileExists(atPath: path), "\(path)") }
+        await libvirt.close()
+    }
+}

@@ -3,7 +3,9 @@ import Foundation
 /// Removes what VMs leave behind once they are gone: overlays, agent and VNC sockets, console
 /// logs and audio sinks of VMs that are neither live in the store nor running in libvirt (a
 /// crash between a domain's end and its files' removal, or files from an earlier instance).
-/// Orphan domains themselves are `Pool.resync`'s job. Each removal is logged as an event.
+/// The same for generic VMs (`machines/m<ID>/`, `m<ID>.*` sockets) that are destroyed or unknown.
+/// Orphan domains themselves are `Pool.resync`'s and the machine reconciler's job. Each removal
+/// is logged as an event.
 struct Reaper {
     let store: Store
     let hypervisor: Hypervisor
@@ -20,14 +22,20 @@ struct Reaper {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             for name in names {
                 guard let id = Self.vmId(in: name, suffixes: suffixes), !keep.contains(id) else { continue }
-                let path = directory + "/" + name
-                do {
-                    try FileManager.default.removeItem(atPath: path)
-                    removed.append(path)
-                } catch {
-                    try? await store.record("reaper.failed", "could not remove \(path): \(error)")
-                }
+                await remove(directory + "/" + name, into: &removed)
             }
+        }
+        // Generic VMs: the disks folder and sockets of a machine that is destroyed or unknown.
+        let keptMachines = Set(try await store.machineRows().filter { $0.status != .destroyed }.map(\.id))
+        let machinesDir = state.root + "/machines"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: machinesDir)) ?? [] {
+            guard name.hasPrefix("m"), let id = Int64(name.dropFirst()), !keptMachines.contains(id) else { continue }
+            await remove(machinesDir + "/" + name, into: &removed)
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.runDir)) ?? [] {
+            guard name.hasPrefix("m"), let suffix = [".agent.sock", ".vnc.sock", ".console.log"].first(where: { name.hasSuffix($0) }),
+                  let id = Int64(name.dropFirst().dropLast(suffix.count)), !keptMachines.contains(id) else { continue }
+            await remove(state.runDir + "/" + name, into: &removed)
         }
         if let audio = hypervisor.audio {
             let prefix = hypervisor.domainPrefix + "-vm"
@@ -44,6 +52,15 @@ struct Reaper {
             try await store.record("reaper.removed", "removed \(item): its VM is gone")
         }
         return removed
+    }
+
+    private func remove(_ path: String, into removed: inout [String]) async {
+        do {
+            try FileManager.default.removeItem(atPath: path)
+            removed.append(path)
+        } catch {
+            try? await store.record("reaper.failed", "could not remove \(path): \(error)")
+        }
     }
 
     /// The VM id in `vm<ID><suffix>`, or nil for any other name.
