@@ -24,6 +24,11 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
 
     /// True when libvirt says the domain does not exist.
     public var isNoSuchDomain: Bool { code == Int32(VIR_ERR_NO_DOMAIN.rawValue) }
+    /// The daemon is gone or unreachable (the first call after libvirtd died fails like this,
+    /// before the client notices and starts reconnecting).
+    public var isConnectionFailure: Bool {
+        [VIR_ERR_SYSTEM_ERROR, VIR_ERR_RPC, VIR_ERR_NO_CONNECT, VIR_ERR_INVALID_CONN].map { Int32($0.rawValue) }.contains(code)
+    }
 
     public var description: String {
         "libvirt error in \(operation) (code \(code), domain \(domain)): \(message)"

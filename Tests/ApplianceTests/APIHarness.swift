@@ -54,7 +54,7 @@ struct APIHarness {
     func snapshot() async throws -> [String] {
         try await pool.store.pool.read { db in
             var rows: [String] = []
-            for table in ["pool_size", "batch", "handle", "vm", "event", "meta"] {
+            for table in ["pool_size", "batch", "handle", "vm", "machine", "event", "meta"] {
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") { rows.append("\(table): \(row)") }
             }
             return rows

@@ -65,7 +65,11 @@ import Testing
         Case(method: .get, uri: "/v1/handles/999", status: .notFound),
         Case(method: .post, uri: "/v1/handles/999/release", status: .notFound),
         Case(method: .get, uri: "/v1/vms/999", status: .notFound),
-        Case(method: .get, uri: "/v1/vms/abc", status: .badRequest),
+        Case(method: .get, uri: "/v1/vms/abc", status: .notFound),  // a generic VM's name
+        Case(method: .get, uri: "/v1/vms/" + String(repeating: "a", count: 65), status: .badRequest),
+        Case(method: .post, uri: "/v1/vms", body: #"{"name":"x"}"#, status: .badRequest),
+        Case(method: .put, uri: "/v1/viewers/p1/codedx", body: #"{"image":"missing.qcow2"}"#, status: .badRequest),
+        Case(method: .put, uri: "/v1/viewers/P1/codedx", body: #"{"image":"x"}"#, status: .badRequest),
         Case(method: .get, uri: "/v1/vms/999/agent", status: .notFound),
         Case(method: .post, uri: "/v1/batches", body: #"{"size":1,"homepage":"http://a.test/","cookies":[{"name":"","value":"v","domain":"a.test"}]}"#, status: .badRequest),
         Case(method: .post, uri: "/v1/batches", body: #"{"size":1,"homepage":"http://a.test/","cookies":[{"name":"n","value":"a\"b","domain":"a.test"}]}"#, status: .badRequest),

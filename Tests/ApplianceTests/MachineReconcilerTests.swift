@@ -133,7 +133,7 @@ import Testing
         let made = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
             for _ in 0..<40 {
                 group.addTask {
-                    let (machine, created) = try await rig.store.ensureMachine(ownerKey: "viewer:p1/codedx") { ("viewer-p1-codedx", spec, "k") }
+                    let (machine, created) = try await rig.store.ensureMachine(ownerKey: "viewer:p1/codedx") { ("viewer.p1.codedx", spec, "k") }
                     return (machine.id!, created)
                 }
             }

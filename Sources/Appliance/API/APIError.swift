@@ -40,6 +40,11 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as LibvirtClientError {
             // libvirtd is down (or restarting): what needs it waits for it, the rest still answers.
             throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
+        } catch let error as LibvirtError {
+            if error.isConnectionFailure {
+                throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
+            }
+            throw APIError(status: .badGateway, code: "libvirt_error", message: "\(error)")
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
             throw APIError(status: error.status, code: code,

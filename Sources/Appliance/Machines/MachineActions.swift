@@ -97,6 +97,9 @@ extension MachineReconciler {
             try await store.setStatus(machine: id, from: [.installing, .running, .suspended], to: .saving,
                                       event: "domain gone; not restarted (\(why)); saving its disks")
         }
+        // libvirt may still list a domain whose QEMU is dead (its cleanup takes a second or two);
+        // clear it, after the crash is on record, before anything starts the VM again.
+        _ = try? await libvirt.destroyDomain(name: machine.domainName)
     }
 
     /// Powers the domain off: an ACPI request, up to the spec's grace, then destroy.

@@ -42,6 +42,7 @@ actor MachineReconciler {
     var failures: [Int64: (count: Int, notBefore: Date)] = [:]
     var crashes: [Int64: [Date]] = [:]
     var sessions: [Int64: AgentSession] = [:]
+    let liveness = QemuLiveness()
     private(set) var stats = PassStats()
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
@@ -77,9 +78,21 @@ actor MachineReconciler {
             group.addTask {
                 for await _ in self.kicks { await self.pass() }
             }
+            group.addTask {
+                // libvirt reports a killed QEMU late; its vanished process is seen at once.
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(200))
+                    if await self.anyRunningQemuDied() { self.kick() }
+                }
+            }
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    private func anyRunningQemuDied() async -> Bool {
+        guard let rows = try? await store.machineRows() else { return false }
+        return rows.contains { $0.status.hasDomain && !busy.contains($0.id) && liveness.isDead(domain: $0.domainName) }
     }
 
     /// A libvirt event (forwarded by the pool, which owns the event stream).
@@ -98,7 +111,8 @@ actor MachineReconciler {
         do {
             var domains: [String: DomainState] = [:]
             for domain in try await libvirt.listDomains() where domain.name.hasPrefix(domainPrefix) {
-                domains[domain.name] = domain.state
+                // A domain whose QEMU died is gone, even while libvirt still lists it.
+                domains[domain.name] = liveness.isDead(domain: domain.name) ? .crashed : domain.state
             }
             let rows = try await store.machineRows()
             var actions = 0
@@ -160,6 +174,7 @@ actor MachineReconciler {
         failures[id] = (count, Date().addingTimeInterval(delay))
         logger.warning("machine action failed", metadata: ["machine": "\(id)", "action": "\(action)", "try": "\(count)", "error": "\(error)"])
         try? await store.recordMachine("machine.action_failed", machine: id, "\(action) failed (try \(count)): \(error)")
+        try? await store.setReason(machine: id, "try \(count) of \(settings.startAttempts) failed: \(error)")
         if action == .start || action == .restartFromStopped, count >= settings.startAttempts {
             failures[id] = nil
             _ = try? await store.setStatus(machine: id, from: [.starting], to: .failedToStart, reason: "\(error)")

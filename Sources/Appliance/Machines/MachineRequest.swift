@@ -26,8 +26,12 @@ struct MachineRequest: Decodable {
         var images: ImageStore
     }
 
-    func validated(host: Host) throws -> (name: String, spec: MachineSpec) {
+    /// `viewer`: the VM of a keyed viewer, whose name (`viewer.<project>.<kind>`) is reserved.
+    func validated(host: Host, viewer: Bool = false) throws -> (name: String, spec: MachineSpec) {
         let name = try MachineValidation.name(name)
+        guard viewer == name.hasPrefix("viewer.") else {
+            throw APIError.badRequest("names starting with 'viewer.' are reserved for keyed viewers")
+        }
         let hypervisor = try MachineValidation.hypervisor(hypervisor, kvmUsable: host.kvmUsable)
         guard let arch = MachineSpec.Arch(rawValue: sys_arch ?? "x86_64") else {
             throw APIError.badRequest("sys_arch must be x86_64 or i386, got '\((sys_arch ?? "").prefix(40))'")

@@ -31,7 +31,8 @@ struct MachineRoutes {
 
     /// The generic VM view of `ref` (for V1Routes' `GET /v1/vms/{id}` when `id` is not a number).
     static func status(_ ref: String, machines: MachineService) async throws -> Response {
-        MachineRoutes(machines: machines).view(try await machines.store.machine(ref: ref))
+        guard ref.utf8.count <= 64 else { throw APIError.badRequest("a VM is named by its uuid or name (at most 64 bytes)") }
+        return MachineRoutes(machines: machines).view(try await machines.store.machine(ref: ref))
     }
 
     private func ref(_ context: some RequestContext) throws -> String {

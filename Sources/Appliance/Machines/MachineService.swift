@@ -18,9 +18,11 @@ struct MachineService: Sendable {
         return machine
     }
 
-    /// Wants the VM `desired`; refused for a VM that is destroyed or being destroyed.
-    func want(_ ref: String, _ desired: MachineDesired) async throws -> MachineRecord {
+    /// Wants the VM `desired`; refused for a VM that is destroyed or being destroyed, and for a
+    /// keyed viewer's VM unless its owner (the viewer routes, with the access key) asks.
+    func want(_ ref: String, _ desired: MachineDesired, asOwner: Bool = false) async throws -> MachineRecord {
         let machine = try await store.machine(ref: ref)
+        try requireUnowned(machine, asOwner: asOwner)
         if desired != .destroyed, machine.status == .failedToStart {
             // Asking again after a failed start is a new try.
             try await store.setStatus(machine: machine.id!, from: [.failedToStart], to: .starting, reason: nil, agentSeen: false,
@@ -37,6 +39,7 @@ struct MachineService: Sendable {
     /// has finished installing).
     func modify(_ ref: String, _ change: MachineModification) async throws -> MachineRecord {
         var machine = try await store.machine(ref: ref)
+        try requireUnowned(machine, asOwner: false)
         guard machine.desired != .destroyed else { throw APIError(status: .conflict, code: "vm_destroyed", message: "VM \(machine.name) is destroyed") }
         let hda = try change.hda_save_to.map { try MachineValidation.saveTarget($0, "hda_save_to") }
         let hdb = try change.hdb_save_to.map { try MachineValidation.saveTarget($0, "hdb_save_to") }
@@ -69,5 +72,11 @@ struct MachineService: Sendable {
             if let newCdrom { spec.cdrom = newCdrom }
         }, event: notes.isEmpty ? "nothing changed" : notes.joined(separator: " "))
         return machine
+    }
+
+    private func requireUnowned(_ machine: MachineRecord, asOwner: Bool) throws {
+        guard let owner = machine.ownerKey, !asOwner else { return }
+        throw APIError(status: .conflict, code: "vm_owned",
+                       message: "VM \(machine.name) belongs to \(owner); change it through /v1/viewers with its access key")
     }
 }

@@ -46,7 +46,11 @@ struct ViewerLaunchRoutes {
             let body = try await JSONBody.decode(Body.self, from: request, limit: 1 << 20)
             let made = try made(project: project, kind: kind, body)
             let (machine, created) = try await machines.store.ensureMachine(ownerKey: ownerKey(project, kind)) { made }
-            if created { machines.reconciler.kick() }
+            if created {
+                machines.reconciler.kick()
+            } else if machine.status == .failedToStart {
+                _ = try await machines.want(machine.uuid, .running, asOwner: true)  // a new launch is a new try
+            }
             let ready = try await waitForIP(machine.id!, seconds: min(max(body.wait ?? 60, 0), 600))
             return view(ready, project: project, kind: kind, port: body.port ?? 80, created: created,
                         status: ready.ip == nil ? .accepted : .ok)
@@ -59,19 +63,20 @@ struct ViewerLaunchRoutes {
         viewers.delete(":project/:kind") { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
-            return view(try await machines.want(machine.uuid, .destroyed), project: project, kind: kind, port: 80, created: false)
+            return view(try await machines.want(machine.uuid, .destroyed, asOwner: true), project: project, kind: kind, port: 80, created: false)
         }
     }
 
     private func ownerKey(_ project: String, _ kind: String) -> String { "viewer:\(project)/\(kind)" }
 
-    /// project and kind: 1 to 32 lowercase letters, digits, `_` or `-`.
+    /// project and kind: 1 to 27 lowercase letters, digits, `_` or `-` (the VM is named
+    /// `viewer.<project>.<kind>`: no two keys share a name, and generic names cannot start so).
     private func key(_ context: some RequestContext) throws -> (String, String) {
         func check(_ raw: String, _ field: String) throws -> String {
-            let ok = (1...32).contains(raw.utf8.count) && raw.utf8.allSatisfy {
+            let ok = (1...27).contains(raw.utf8.count) && raw.utf8.allSatisfy {
                 ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
             }
-            guard ok else { throw APIError.badRequest("\(field) must be 1 to 32 lowercase letters, digits, '_' or '-'") }
+            guard ok else { throw APIError.badRequest("\(field) must be 1 to 27 lowercase letters, digits, '_' or '-'") }
             return raw
         }
         return (try check(context.parameters.require("project"), "project"), try check(context.parameters.require("kind"), "kind"))
@@ -92,11 +97,11 @@ struct ViewerLaunchRoutes {
         files["access-key"] = accessKey + "\n"
         if let port = body.port, !(1...65535).contains(port) { throw APIError.badRequest("port must be 1 to 65535") }
         let request = MachineRequest(
-            name: "viewer-\(project)-\(kind)", hypervisor: nil, cpu_count: body.cpu_count, mem_size: body.mem_size, sys_arch: nil,
+            name: "viewer.\(project).\(kind)", hypervisor: nil, cpu_count: body.cpu_count, mem_size: body.mem_size, sys_arch: nil,
             hda_image: body.image, hda_save_to: nil, hdb_image: nil, hdb_save_to: nil, cd_image: nil,
             kernel_image: body.kernel_image, initrd_image: body.initrd_image, cmdline: body.cmdline,
             run_agent: true, on_crash: "restart", stop_grace: 0)
-        var (name, spec) = try request.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images))
+        var (name, spec) = try request.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images), viewer: true)
         spec.inputFiles = files
         return (name, spec, accessKey)
     }

@@ -24,6 +24,7 @@ actor Pool {
     /// Rejected guest messages per VM in the current minute: the event log records the first
     /// few, so that a hostile guest cannot flood it.
     private var rejections: [Int64: (since: Date, count: Int)] = [:]
+    private let liveness = QemuLiveness()
     private var bootFailures = 0
     private var bootPausedUntil = Date.distantPast
     /// Also told of every libvirt event (the stream has one consumer: this pool).
@@ -58,6 +59,12 @@ actor Pool {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(self.settings.tickInterval))
                     await self.kick()
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(200))
+                    await self.failVMsWhoseQemuDied()
                 }
             }
             group.addTask {
@@ -322,6 +329,14 @@ actor Pool {
     }
 
     // MARK: - libvirt: the real state
+
+    /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
+    private func failVMsWhoseQemuDied() async {
+        guard let vms = try? await store.vms() else { return }
+        for vm in vms where vm.state.isLive && vm.state != .pending && liveness.isDead(domain: vm.domainName) {
+            try? await fail(vm.id!, reason: "domain crashed (its QEMU process exited)")
+        }
+    }
 
     private func consumeLibvirtEvents() async {
         for await event in hypervisor.libvirt.events {

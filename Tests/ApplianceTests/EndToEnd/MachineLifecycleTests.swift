@@ -162,6 +162,7 @@ import Glibc
                 (Self.spec("x7", ["sys_arch": "arm64"]), 400, "sys_arch"),
                 (Self.spec("x8", ["mem_size": 1]), 400, "mem_size"),
                 (Self.spec("x9", ["cpu_count": "two"]), 400, "wrong type"),
+                (Self.spec("viewer.p.k"), 400, "reserved for keyed viewers"),
             ]
             for (body, status, text) in cases {
                 let (got, answer) = try await api.send("POST", "/v1/vms", body)

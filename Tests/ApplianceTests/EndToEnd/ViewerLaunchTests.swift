@@ -54,7 +54,10 @@ import Testing
             let disks = try runTool("/usr/bin/virsh", ["-c", "qemu:///system", "domblklist", domains.first!])
             #expect(disks.contains("input.img"), "the input disk is attached: \(disks)")
 
-            // The access key guards the viewer.
+            // The access key guards the viewer; its VM is not changed through /v1/vms.
+            let uuid = try #require(ready["uuid"] as? String)
+            #expect(try await api.send("POST", "/v1/vms/\(uuid)/stop").0 == 409)
+            #expect(try await MachineLifecycleTests.status(api, uuid)["name"] as? String == "viewer.p1.codedx")
             #expect(try await api.send("GET", path).0 == 401)
             #expect(try await api.send("GET", path, headers: ["X-Viewer-Key": String(key.reversed())]).0 == 401)
             let status = try await api.object("GET", path + "?key=\(key)")

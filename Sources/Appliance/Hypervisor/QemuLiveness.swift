@@ -1,0 +1,21 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Notices a guest's QEMU dying before libvirt reports it: on a loaded host libvirt's lifecycle
+/// event for a killed QEMU arrives about 1-2 s late (measured: 1.8 s under TCG), while the
+/// process is gone at once. libvirt's qemu driver writes each running domain's QEMU pid to
+/// `<runDirectory>/<domain>.pid`; a pid file whose process no longer exists is a dead guest.
+struct QemuLiveness: Sendable {
+    var runDirectory = "/run/libvirt/qemu"
+
+    /// True only when the pid file exists and names no live process (never for domains of
+    /// other drivers, which have no pid file).
+    func isDead(domain: String) -> Bool {
+        guard let text = try? String(contentsOfFile: "\(runDirectory)/\(domain).pid", encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
+        else { return false }
+        return kill(pid, 0) == -1 && errno == ESRCH
+    }
+}
