@@ -16,6 +16,15 @@ struct QemuLiveness: Sendable {
         guard let text = try? String(contentsOfFile: "\(runDirectory)/\(domain).pid", encoding: .utf8),
               let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
         else { return false }
-        return kill(pid, 0) == -1 && errno == ESRCH
+        if kill(pid, 0) == -1 && errno == ESRCH { return true }
+        // A killed QEMU stays a zombie until its parent (init, as QEMU daemonizes) reaps it.
+        return Self.isZombie(pid)
+    }
+
+    /// `/proc/<pid>/stat` says state Z (the field after the parenthesized command name).
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 }

@@ -11,39 +11,48 @@ struct Reaper {
     let hypervisor: Hypervisor
 
     /// One pass; returns what it removed.
+    ///
+    /// Everything on disk and in the sound daemon is listed *before* the store and libvirt are
+    /// asked what to keep: a VM inserted during the pass then either made its files after the
+    /// listing (not seen) or is in the store when it is read (kept). The other order removed the
+    /// fresh overlay of a VM booting right after a restart (found by bench/fault).
     @discardableResult
     func sweep() async throws -> [String] {
+        let state = hypervisor.state
+        let machinesDir = state.root + "/machines"
+        func list(_ directory: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] }
+        let vmFiles = list(state.vmsDir).map { (state.vmsDir, $0) } + list(state.runDir).map { (state.runDir, $0) }
+        let machineDirs = list(machinesDir)
+        let sinkPrefix = hypervisor.domainPrefix + "-vm"
+        // The daemon's own list: it may hold sinks of an earlier run (the daemon outlives a
+        // killed appliance and is reused).
+        var sinks: [String] = []
+        if let audio = hypervisor.audio { sinks = ((try? await audio.daemonSinkNames()) ?? audio.sinkNames).filter { $0.hasPrefix(sinkPrefix) } }
+
         let live = Set(try await store.vms().filter { $0.state.isLive }.compactMap(\.id))
         let running = Set(try await hypervisor.ourDomains().values)
         let keep = live.union(running)
+        let keptMachines = Set(try await store.machineRows().filter { $0.status != .destroyed }.map(\.id))
+
         var removed: [String] = []
-        let state = hypervisor.state
-        for (directory, suffixes) in [(state.vmsDir, [".qcow2"]), (state.runDir, [".agent.sock", ".vnc.sock", ".console.log"])] {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            for name in names {
-                guard let id = Self.vmId(in: name, suffixes: suffixes), !keep.contains(id) else { continue }
-                await remove(directory + "/" + name, into: &removed)
-            }
+        for (directory, name) in vmFiles {
+            let suffixes = directory == state.vmsDir ? [".qcow2"] : [".agent.sock", ".vnc.sock", ".console.log"]
+            guard let id = Self.vmId(in: name, suffixes: suffixes), !keep.contains(id) else { continue }
+            await remove(directory + "/" + name, into: &removed)
         }
         // Generic VMs: the disks folder and sockets of a machine that is destroyed or unknown.
-        let keptMachines = Set(try await store.machineRows().filter { $0.status != .destroyed }.map(\.id))
-        let machinesDir = state.root + "/machines"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: machinesDir)) ?? [] {
+        for name in machineDirs {
             guard name.hasPrefix("m"), let id = Int64(name.dropFirst()), !keptMachines.contains(id) else { continue }
             await remove(machinesDir + "/" + name, into: &removed)
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.runDir)) ?? [] {
+        for (directory, name) in vmFiles where directory == state.runDir {
             guard name.hasPrefix("m"), let suffix = [".agent.sock", ".vnc.sock", ".console.log"].first(where: { name.hasSuffix($0) }),
                   let id = Int64(name.dropFirst().dropLast(suffix.count)), !keptMachines.contains(id) else { continue }
-            await remove(state.runDir + "/" + name, into: &removed)
+            await remove(directory + "/" + name, into: &removed)
         }
         if let audio = hypervisor.audio {
-            let prefix = hypervisor.domainPrefix + "-vm"
-            // The daemon's own list: it may hold sinks of an earlier run (the daemon outlives a
-            // killed appliance and is reused).
-            let sinks = (try? await audio.daemonSinkNames()) ?? audio.sinkNames
-            for sink in sinks where sink.hasPrefix(prefix) {
-                guard let id = Int64(sink.dropFirst(prefix.count)), !keep.contains(id) else { continue }
+            for sink in sinks {
+                guard let id = Int64(sink.dropFirst(sinkPrefix.count)), !keep.contains(id) else { continue }
                 await audio.removeSink(sink)
                 removed.append("sink \(sink)")
             }
