@@ -25,7 +25,7 @@ struct ApplianceServer {
 
         let libvirtLogger = logger
         let libvirt = LibvirtClient(uri: config.libvirtURI) { libvirtLogger.info("\($0)", metadata: ["component": "libvirt"]) }
-        try await libvirt.connect()
+        try await Self.connect(libvirt, logger: logger)
         let accelerator = try await AccelProbe(libvirt: libvirt, state: state, image: image, logger: logger)
             .resolve(config.accel)
         logger.info("accelerator chosen", metadata: ["accel": "\(accelerator.rawValue)", "asked": "\(config.accel.rawValue)"])
@@ -80,6 +80,21 @@ struct ApplianceServer {
         try await app.runService()
         await audio?.shutdown()
         await libvirt.close()
+    }
+
+    /// Connects, waiting up to a minute for a libvirtd that is (re)starting, as after a host boot
+    /// or a daemon restart; then fails with libvirt's own reason.
+    static func connect(_ libvirt: LibvirtClient, logger: Logger) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            do {
+                return try await libvirt.connect()
+            } catch {
+                guard Date() < deadline else { throw error }
+                logger.warning("libvirt not reachable yet; retrying", metadata: ["uri": "\(libvirt.uri)", "error": "\(error)"])
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
     }
 
     /// The audio relay with its PulseAudio daemon, unless audio is off.
