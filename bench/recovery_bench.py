@@ -92,7 +92,7 @@ def main():
         "restart_answer_s": answer, "restart_agree_s": agree,
     }
     rows = [
-        ("kill -9 of a guest's QEMU -> VM recorded failed (libvirt event)", detect),
+        ("kill -9 of a guest's QEMU -> VM recorded failed (pid watcher, libvirt event)", detect),
         ("kill -9 of a guest's QEMU -> pool back at 2 idle VMs", replace),
         ("baseline: cold boot, set-pool-size to the first idle VM", cold),
         ("kill -9 of the appliance -> restarted process answers the API", answer),
