@@ -8,9 +8,7 @@ import Testing
     static func machine(_ desired: MachineDesired, _ status: MachineStatus, agentSeen: Bool = true) -> MachineRecord {
         MachineRecord(
             id: 1, uuid: "u", name: "n",
-            spec: MachineSpec(vcpus: 1, memoryMiB: 64, arch: .x86_64, hypervisor: "qemu", hda: .stored("a"), hdb: nil, cdrom: nil,
-                              kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: nil, hdbSaveTo: nil, runAgent: true,
-                              onCrash: .restart, stopGrace: 0, inputFiles: nil),
+            spec: MachineSpec.plain(hda: .stored("a"), runAgent: true),
             desired: desired, status: status, reason: nil, ip: nil, agentVersion: nil, agentSeen: agentSeen, ownerKey: nil,
             accessKey: nil, domainName: "d", createdAt: Date(), statusSince: Date())
     }

@@ -17,9 +17,7 @@ import Testing
         let dir: String
 
         func spec(save: String? = nil) -> MachineSpec {
-            MachineSpec(vcpus: 1, memoryMiB: 128, arch: .x86_64, hypervisor: "qemu", hda: .stored("base.qcow2"),
-                        hdb: nil, cdrom: nil, kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: save, hdbSaveTo: nil,
-                        runAgent: false, onCrash: .restart, stopGrace: 0, inputFiles: nil)
+            MachineSpec.plain(hda: .stored("base.qcow2"), memoryMiB: 128, hdaSaveTo: save)
         }
 
         /// Passes until `condition` holds (the reconciler's actions run as tasks).

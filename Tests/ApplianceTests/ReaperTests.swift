@@ -9,15 +9,8 @@ import Testing
 /// runs): files of VMs that are gone are removed and logged, a live VM's files are kept.
 @Suite struct ReaperTests {
     @Test func removesLeftoversOfGoneVMsOnly() async throws {
-        let (store, dir) = try makeStore()
+        let (store, dir, state, libvirt, hypervisor) = try await reaperRig()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let state = StateDirectory(root: dir)
-        try state.prepare()
-        let libvirt = LibvirtClient(uri: "test:///default")
-        try await libvirt.connect()
-        let hypervisor = Hypervisor(
-            libvirt: libvirt, state: state, image: GuestImage(directory: dir, disk: dir + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil),
-            accelerator: .tcg, instanceId: store.instanceId, memoryMiB: 128, vcpus: 1)
         let live = try await makeIdleVM(store)
         let gone: Int64 = live + 41
         func files(_ id: Int64) -> [String] {
@@ -87,18 +80,9 @@ import Testing
 /// Generic VMs' leftovers: the disks folder and sockets of a destroyed machine go, a live one's stay.
 @Suite struct MachineReaperTests {
     @Test func removesFilesOfDestroyedMachinesOnly() async throws {
-        let (store, dir) = try makeStore()
+        let (store, dir, state, libvirt, hypervisor) = try await reaperRig()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let state = StateDirectory(root: dir)
-        try state.prepare()
-        let libvirt = LibvirtClient(uri: "test:///default")
-        try await libvirt.connect()
-        let hypervisor = Hypervisor(
-            libvirt: libvirt, state: state, image: GuestImage(directory: dir, disk: dir + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil),
-            accelerator: .tcg, instanceId: store.instanceId, memoryMiB: 128, vcpus: 1)
-        let spec = MachineSpec(vcpus: 1, memoryMiB: 64, arch: .x86_64, hypervisor: "qemu", hda: .stored("a"), hdb: nil, cdrom: nil,
-                               kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: nil, hdbSaveTo: nil, runAgent: true,
-                               onCrash: .restart, stopGrace: 0, inputFiles: nil)
+        let spec = MachineSpec.plain(hda: .stored("a"), runAgent: true)
         let live = try await store.createMachine(name: "live", spec: spec).id!
         let gone = try await store.createMachine(name: "gone", spec: spec).id!
         try await store.setDesired(machine: gone, .destroyed)
@@ -120,4 +104,17 @@ import Testing
         for path in leftovers { #expect(!FileManager.default.fileExists(atPath: path), "\(path)") }
         await libvirt.close()
     }
+}
+
+/// A store, its state directory and a hypervisor on libvirt's test driver, for reaper passes.
+func reaperRig() async throws -> (Store, String, StateDirectory, LibvirtClient, Hypervisor) {
+    let (store, dir) = try makeStore()
+    let state = StateDirectory(root: dir)
+    try state.prepare()
+    let libvirt = LibvirtClient(uri: "test:///default")
+    try await libvirt.connect()
+    let hypervisor = Hypervisor(
+        libvirt: libvirt, state: state, image: GuestImage(directory: dir, disk: dir + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil),
+        accelerator: .tcg, instanceId: store.instanceId, memoryMiB: 128, vcpus: 1)
+    return (store, dir, state, libvirt, hypervisor)
 }

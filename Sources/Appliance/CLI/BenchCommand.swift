@@ -40,9 +40,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
         let reconciler = MachineReconciler(
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: Hypervisor.qemuImg),
             network: .user, settings: .init(pollInterval: 3600), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let spec = MachineSpec(vcpus: 1, memoryMiB: 64, arch: .x86_64, hypervisor: "qemu", hda: .stored("base.qcow2"),
-                               hdb: nil, cdrom: nil, kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: nil, hdbSaveTo: nil,
-                               runAgent: false, onCrash: .restart, stopGrace: 0, inputFiles: nil)
+        let spec = MachineSpec.plain(hda: .stored("base.qcow2"))
 
         progress("creating \(vms) generic VMs in the store")
         var machines: [MachineRecord] = []

@@ -36,6 +36,16 @@ struct MachineSpec: Codable, Sendable, Equatable {
     var inputFiles: [String: String]?
 }
 
+extension MachineSpec {
+    /// A small TCG VM booting `hda` with nothing else attached: what benchmarks and tests on
+    /// libvirt's test driver start.
+    static func plain(hda: ImageReference, memoryMiB: Int = 64, runAgent: Bool = false, hdaSaveTo: String? = nil) -> MachineSpec {
+        MachineSpec(vcpus: 1, memoryMiB: memoryMiB, arch: .x86_64, hypervisor: "qemu", hda: hda, hdb: nil, cdrom: nil,
+                    kernel: nil, initrd: nil, cmdline: nil, hdaSaveTo: hdaSaveTo, hdbSaveTo: nil, runAgent: runAgent,
+                    onCrash: .restart, stopGrace: 0, inputFiles: nil)
+    }
+}
+
 /// Where an image comes from.
 enum ImageReference: Codable, Sendable, Equatable, CustomStringConvertible {
     /// A file in the image store, by its relative path.
