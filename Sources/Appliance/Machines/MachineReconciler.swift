@@ -90,9 +90,11 @@ actor MachineReconciler {
         }
     }
 
-    private func anyRunningQemuDied() async -> Bool {
-        guard let rows = try? await store.machineRows() else { return false }
-        return rows.contains { $0.status.hasDomain && !busy.contains($0.id) && liveness.isDead(domain: $0.domainName) }
+    /// A dead QEMU of a VM that no action is handling yet (a busy one is seen when it is done).
+    private func anyRunningQemuDied() -> Bool {
+        liveness.deadDomains(prefix: domainPrefix).contains { name in
+            Int64(name.dropFirst(domainPrefix.count)).map { !busy.contains($0) } ?? false
+        }
     }
 
     /// A libvirt event (forwarded by the pool, which owns the event stream).
@@ -109,13 +111,21 @@ actor MachineReconciler {
     func pass() async -> Int {
         let started = Date()
         do {
+            var actions = 0
+            let rows = try await store.machineRows()
+            // A dead QEMU is handled before libvirt is asked anything: while libvirt cleans up
+            // after it, its domain listing can block for a second or more.
+            let dead = liveness.deadDomains(prefix: domainPrefix)
+            for row in rows where dead.contains(row.domainName) && row.status.hasDomain && !busy.contains(row.id) {
+                guard let machine = try await store.machine(row.id) else { continue }
+                actions += 1
+                launch(.crashed, machine)
+            }
             var domains: [String: DomainState] = [:]
             for domain in try await libvirt.listDomains() where domain.name.hasPrefix(domainPrefix) {
                 // A domain whose QEMU died is gone, even while libvirt still lists it.
-                domains[domain.name] = liveness.isDead(domain: domain.name) ? .crashed : domain.state
+                domains[domain.name] = dead.contains(domain.name) ? .crashed : domain.state
             }
-            let rows = try await store.machineRows()
-            var actions = 0
             let now = Date()
             for row in rows where row.status != .destroyed {
                 guard !busy.contains(row.id), let action = MachinePlan.next(row, domain: domains[row.domainName]) else { continue }

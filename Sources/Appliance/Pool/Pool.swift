@@ -332,8 +332,9 @@ actor Pool {
 
     /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
     private func failVMsWhoseQemuDied() async {
-        guard let vms = try? await store.vms() else { return }
-        for vm in vms where vm.state.isLive && vm.state != .pending && liveness.isDead(domain: vm.domainName) {
+        let dead = liveness.deadDomains(prefix: hypervisor.domainPrefix + "-vm")
+        guard !dead.isEmpty, let vms = try? await store.vms() else { return }
+        for vm in vms where vm.state.isLive && vm.state != .pending && dead.contains(vm.domainName) {
             try? await fail(vm.id!, reason: "domain crashed (its QEMU process exited)")
         }
     }
