@@ -120,8 +120,8 @@ extension ApplianceServer {
     static func router(
         pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
         machines: MachineService? = nil, defaultCookies: [AgentProtocol.Cookie] = []
-    ) -> Router<BasicRequestContext> {
-        let router = Router()
+    ) -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
         V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml"), machines: machines).register(on: router)
