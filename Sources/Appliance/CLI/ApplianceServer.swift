@@ -60,7 +60,10 @@ struct ApplianceServer {
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         let screens = ScreenshotCache { try await libvirt.screenshot(domainName: $0) }
         let audioRoutes = AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) })
-        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines, defaultCookies: config.defaultCookies)
+        let proxy = SmartProxy(
+            machines: machines, settings: .init(startTimeout: config.proxyStartTimeout, upstreamTimeout: config.proxyUpstreamTimeout), logger: logger)
+        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines,
+                                 proxy: proxy, defaultCookies: config.defaultCookies)
         let webSockets = Router(context: ViewerWebSocketContext.self)
         ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
         audioRoutes.registerWebSocket(on: webSockets)
@@ -72,7 +75,7 @@ struct ApplianceServer {
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
             services: [PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
-                       ViewerAccessService(access: viewer, logger: logger)],
+                       ViewerAccessService(access: viewer, logger: logger)] + proxy.services,
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -119,7 +122,7 @@ extension ApplianceServer {
     /// Every route of the API over one pool.
     static func router(
         pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
-        machines: MachineService? = nil, defaultCookies: [AgentProtocol.Cookie] = []
+        machines: MachineService? = nil, proxy: SmartProxy? = nil, defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
@@ -133,6 +136,7 @@ extension ApplianceServer {
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: router)
         audio.register(on: router)
+        proxy?.register(on: router)
         return router
     }
 }

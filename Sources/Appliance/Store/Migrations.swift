@@ -130,6 +130,8 @@ enum Migrations {
             try db.execute(sql: "CREATE UNIQUE INDEX machine_one_per_owner ON machine(ownerKey) WHERE desired != 'destroyed' AND ownerKey IS NOT NULL")
             try db.alter(table: "event") { t in t.add(column: "machineId", .integer) }
         }
+        // Smart proxy resources (Proxy/ResourceStore.swift).
+        migrator.registerMigration("v7-resources", migrate: ResourceSchema.v7)
         return migrator
     }
 }
