@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval, trustedNetworks) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -57,6 +57,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between polls of every generic VM by the machine reconciler (it also runs after every change and libvirt event). (default: 5)")
     var reconcileInterval: Double?
 
+    @Option(name: .customLong("trusted-network"), help: "A network (ADDRESS/PREFIX) whose unauthenticated calls to the six vmcloud endpoints are allowed; repeat for more. (default: 127.0.0.0/8 and ::1/128)")
+    var trustedNetworks: [String] = []
+
     func resolvedConfig() throws -> ServeConfig {
         var settings = ServeConfig()
         if let config { try settings.apply(file: config) }
@@ -74,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let publicURL { try settings.setPublicURL(publicURL) }
         if let audio { settings.audio = audio }
         if let reconcileInterval { settings.reconcileInterval = reconcileInterval }
+        if !trustedNetworks.isEmpty { try settings.setTrustedNetworks(trustedNetworks) }
         try settings.validate()
         return settings
     }

@@ -28,6 +28,8 @@ struct ServeConfig: Equatable, Sendable {
     /// Seconds between the machine reconciler's polls of every generic VM (it also runs on
     /// every API change and every libvirt event).
     var reconcileInterval: Double = 5
+    /// Networks whose unauthenticated calls to the six vmcloud endpoints are allowed.
+    var trustedNetworks: TrustedNetworks = .loopback
 
     var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
@@ -55,10 +57,11 @@ struct ServeConfig: Equatable, Sendable {
         var publicURL: String?
         var audio: Bool?
         var reconcileInterval: Double?
+        var trustedNetworks: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
-            case defaultCookies, network, publicURL, audio, reconcileInterval
+            case defaultCookies, network, publicURL, audio, reconcileInterval, trustedNetworks
         }
     }
 
@@ -97,6 +100,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.publicURL { try setPublicURL(v) }
         if let v = file.audio { audio = v }
         if let v = file.reconcileInterval { reconcileInterval = v }
+        if let v = file.trustedNetworks { try setTrustedNetworks(v) }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
@@ -122,6 +126,12 @@ struct ServeConfig: Equatable, Sendable {
             throw Invalid(description: "public URL must be http(s)://HOST[:PORT][/PATH], got '\(value)'")
         }
         publicURL = trimmed
+    }
+
+    mutating func setTrustedNetworks(_ entries: [String]) throws {
+        do { trustedNetworks = try TrustedNetworks(entries) } catch let error as TrustedNetworks.Invalid {
+            throw Invalid(description: error.description)
+        }
     }
 
     mutating func setNetwork(_ value: String) throws {

@@ -96,8 +96,8 @@ actor Pool {
         kick()
     }
 
-    func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies)
+    func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client)
         kick()
         return batch
     }

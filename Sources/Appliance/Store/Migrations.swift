@@ -130,6 +130,31 @@ enum Migrations {
             try db.execute(sql: "CREATE UNIQUE INDEX machine_one_per_owner ON machine(ownerKey) WHERE desired != 'destroyed' AND ownerKey IS NOT NULL")
             try db.alter(table: "event") { t in t.add(column: "machineId", .integer) }
         }
+        migrator.registerMigration("v5-clients") { db in
+            // Registered clients. Keys are stored as two one-way derivations only: the SHA-256
+            // that bearer keys are looked up by, and the HMAC key that signatures are checked with.
+            try db.create(table: "client") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("email", .text).notNull().unique(onConflict: .abort).collate(.nocase)
+                t.column("role", .text).notNull()
+                t.column("groups", .text).notNull().defaults(to: "[]")
+                t.column("keyHash", .text).notNull().unique()
+                t.column("signingKey", .blob).notNull()
+                t.column("requests", .integer).notNull().defaults(to: 0)
+                t.column("revoked", .boolean).notNull().defaults(to: false)
+                t.column("createdAt", .datetime).notNull()
+                t.column("lastSeenAt", .datetime)
+            }
+            // Signatures already accepted, for as long as their timestamp is fresh: a replay is
+            // refused even across a restart of the appliance.
+            try db.create(table: "seen_signature") { t in
+                t.primaryKey("signature", .text)
+                t.column("seenAt", .datetime).notNull().indexed()
+            }
+            // Who made what: NULL is an admin or the legacy control app on a trusted network.
+            try db.alter(table: "batch") { t in t.add(column: "clientId", .integer).references("client") }
+            try db.alter(table: "machine") { t in t.add(column: "clientId", .integer).references("client") }
+        }
         return migrator
     }
 }

@@ -16,11 +16,11 @@ extension Store {
         }
     }
 
-    func createBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
+    func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
         try await pool.write { db in
             var batch = BatchRecord(
                 id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date(),
-                cookies: cookies.isEmpty ? nil : cookies)
+                cookies: cookies.isEmpty ? nil : cookies, clientId: client)
             try batch.insert(db)
             try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s)")
             return batch
