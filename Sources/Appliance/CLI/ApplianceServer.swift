@@ -141,6 +141,7 @@ extension ApplianceServer {
             ViewerLaunchRoutes(machines: machines).register(on: router)
         }
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
+        JobRoutes(pool: pool).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
         audio.register(on: router)

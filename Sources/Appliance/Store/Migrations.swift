@@ -155,6 +155,40 @@ enum Migrations {
             try db.alter(table: "batch") { t in t.add(column: "clientId", .integer).references("client") }
             try db.alter(table: "machine") { t in t.add(column: "clientId", .integer).references("client") }
         }
+        migrator.registerMigration("v6-jobs") { db in
+            // Capture jobs: a URL that an idle pool VM loads and captures (Dockulator's queue).
+            try db.create(table: "job") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("clientId", .integer).references("client")
+                t.column("url", .text).notNull()
+                t.column("cookies", .text)
+                t.column("waitForText", .text)
+                t.column("timeoutMs", .integer).notNull()
+                t.column("maxAttempts", .integer).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("vmId", .integer)
+                t.column("pageId", .integer).references("page")
+                t.column("lastError", .text)
+                t.column("createdAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+            }
+            // One row per try; outcome NULL while it runs.
+            try db.create(table: "job_attempt") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("jobId", .integer).notNull().references("job").indexed()
+                t.column("vmId", .integer).notNull()
+                t.column("vmSession", .integer).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("endedAt", .datetime)
+                t.column("outcome", .text)
+                t.column("reason", .text)
+            }
+            // At most one running attempt per job, whatever the races.
+            try db.execute(sql: "CREATE UNIQUE INDEX job_attempt_one_running ON job_attempt(jobId) WHERE outcome IS NULL")
+            try db.alter(table: "vm") { t in t.add(column: "jobId", .integer) }
+            try db.alter(table: "event") { t in t.add(column: "jobId", .integer) }
+        }
         return migrator
     }
 }

@@ -251,6 +251,10 @@ extension Store {
                     arguments: [Date(), "VM \(id) failed: \(reason)", handle.id])
                 try Store.log(db, "handle.lost", vm: id, batch: handle.batchId, handle: handle.id, reason)
             }
+            if let jobId = vm.jobId, var job = try JobRecord.fetchOne(db, key: jobId), let attempt = try Store.runningAttempt(db, job: jobId) {
+                try Store.endAttempt(db, &job, attempt, .vmLost, "VM \(id) failed: \(reason)")
+            }
+            vm.jobId = nil
             vm.lastError = reason
             vm.handleId = nil
             try Store.move(db, &vm, to: .failed)
