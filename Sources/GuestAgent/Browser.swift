@@ -4,13 +4,21 @@ import AgentProtocol
 
 protocol Browser: AnyObject, Sendable {
     /// Applies a homepage and cookies; returns the homepage now in effect, as read back.
-    func configure(homepage: String, cookies: [Cookie]) throws -> String?
+    func configure(homepage: String, cookies: [Cookie]) throws -> Configured
     /// Loads `url` and returns once it loaded.
     func navigate(url: String) throws
     /// Back to a clean slate: no homepage, no cookies, no history.
     func reset() throws
     /// What is applied now.
     func status() throws -> BrowserStatus
+}
+
+struct Configured {
+    /// The homepage now in effect, as read back.
+    var homepage: String?
+    /// Started right after the `configured` reply is queued: work that must neither hold up
+    /// the reply nor overtake it (the file browser's page load).
+    var afterReply: (@Sendable () -> Void)? = nil
 }
 
 struct BrowserStatus {

@@ -39,12 +39,12 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
     init(config: ChromiumConfig, outbox: Outbox) {
         self.config = config
         self.outbox = outbox
-        self.capturer = PageCapturer(outbox: outbox)
+        self.capturer = PageCapturer(sender: PageSender(outbox: outbox))
     }
 
     // MARK: Browser
 
-    func configure(homepage: String, cookies: [Cookie]) throws -> String? {
+    func configure(homepage: String, cookies: [Cookie]) throws -> Configured {
         try checkScheme(homepage)
         let s = try waitForSession()
         try s.call("Network.enable")
@@ -65,7 +65,7 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
         try? s.call("Network.disable")
         state.withLock { self.homepage = homepage }
         try hostNavigate(s, homepage)
-        return try s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self).current?.url
+        return Configured(homepage: try s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self).current?.url)
     }
 
     func navigate(url: String) throws {

@@ -1,5 +1,7 @@
 // `--browser file`: keeps what a real browser would apply in a file, so the host <-> guest
-// protocol can be tested end to end in the tiny test image (no browser there).
+// protocol can be tested end to end in the tiny test image (no browser there). After each
+// configure it also loads the homepage in the background (PageFetcher: http:// to an IPv4
+// address only) and reports it as a captured page, like a browser's page load would be.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -16,8 +18,12 @@ struct BrowserState: Codable, Equatable {
 
 final class FileBrowser: Browser {
     let path: String
+    private let fetcher: PageFetcher
 
-    init(path: String) { self.path = path }
+    init(path: String, outbox: Outbox) {
+        self.path = path
+        fetcher = PageFetcher(sender: PageSender(outbox: outbox))
+    }
 
     func navigate(url: String) throws {
         throw SystemError(description: "navigate is not supported by the file browser")
@@ -27,16 +33,18 @@ final class FileBrowser: Browser {
         BrowserStatus(homepage: try load()?.homepage)
     }
 
-    func configure(homepage: String, cookies: [Cookie]) throws -> String? {
+    func configure(homepage: String, cookies: [Cookie]) throws -> Configured {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = [UInt8](try encoder.encode(BrowserState(homepage: homepage, cookies: cookies)))
         try writeAtomically(bytes)
-        // Report what is really on disk, not what we meant to write.
-        return try load()?.homepage
+        // Report what is really on disk, not what we meant to write. The page load starts once
+        // the reply is queued and never holds it up.
+        return Configured(homepage: try load()?.homepage, afterReply: fetcher.prepare(url: homepage, cookies: cookies))
     }
 
     func reset() throws {
+        fetcher.reset()
         if unlink(path) != 0 && errno != ENOENT { throw SystemError.errno("unlink \(path)") }
     }
 

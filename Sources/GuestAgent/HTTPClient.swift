@@ -1,29 +1,51 @@
-// Minimal HTTP/1.1 GET for DevTools' discovery endpoints (/json/version, /json/list) and the
-// response-header part of the WebSocket handshake. Bounded and with deadlines throughout.
+// Minimal HTTP/1.1 GET: DevTools' discovery endpoints (/json/version, /json/list), the
+// response-header part of the WebSocket handshake, and the file browser's page loads. One
+// request per connection, no redirects followed, bounded and with deadlines throughout.
 struct HTTPResponse {
     var status: Int
     /// Header names lower-cased.
     var headers: [String: String]
     var body: [UInt8]
+    /// The body was longer than the caller's limit and ends there.
+    var truncated = false
 }
 
 enum HTTPClient {
     static let maxBody = 1 << 20
 
+    /// GET from 127.0.0.1:`port` (DevTools); a body over `maxBody` is an error.
     static func get(port: UInt16, path: String, timeout: Double = 5) throws -> HTTPResponse {
+        try get(.loopback(port), path: path, timeout: timeout)
+    }
+
+    /// GET `path` (with its query) from `endpoint`, all of it within `timeout` seconds. A body
+    /// over `maxBody` bytes is an error, or with `truncate` is cut there (`truncated`).
+    /// `headers` are sent as given (names and values must not contain CR or LF).
+    static func get(_ endpoint: IPv4Endpoint, path: String, headers: [(String, String)] = [], timeout: Double,
+                    maxBody: Int = maxBody, truncate: Bool = false, cancellation: Cancellation? = nil) throws -> HTTPResponse {
         let deadline = Deadline(seconds: timeout)
-        let connection = try TCPConnection(loopbackPort: port, deadline: deadline)
+        let connection = try TCPConnection(to: endpoint, deadline: deadline, cancellation: cancellation)
         defer { connection.close() }
-        try connection.write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8), deadline: deadline)
+        // Host without the default port, as browsers send it.
+        let host = endpoint.port == 80 ? endpoint.addressText : endpoint.description
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "Connection: close\r\n\r\n"
+        try connection.write(Array(request.utf8), deadline: deadline)
         let reader = ByteReader(connection)
         var response = try readHead(reader, deadline: deadline)
+        let tooLong = NetworkError(description: "body longer than \(maxBody) bytes")
         if let length = response.headers["content-length"] {
-            guard let n = Int(length), (0...maxBody).contains(n) else { throw NetworkError(description: "bad Content-Length \(length)") }
-            response.body = try reader.readExactly(n, deadline: deadline)
+            guard let n = Int(length), n >= 0 else { throw NetworkError(description: "bad Content-Length \(length)") }
+            guard n <= maxBody || truncate else { throw tooLong }
+            response.body = try reader.readExactly(min(n, maxBody), deadline: deadline)
+            response.truncated = n > maxBody
         } else if response.headers["transfer-encoding"]?.lowercased() == "chunked" {
-            response.body = try readChunked(reader, deadline: deadline)
+            (response.body, response.truncated) = try readChunked(reader, limit: maxBody, deadline: deadline)
+            guard !response.truncated || truncate else { throw tooLong }
         } else {
-            response.body = try reader.readToEnd(limit: maxBody, deadline: deadline)
+            (response.body, response.truncated) = try reader.readUpToEnd(max: maxBody, deadline: deadline)
+            guard !response.truncated || truncate else { throw tooLong }
         }
         return response
     }
@@ -47,18 +69,22 @@ enum HTTPClient {
         throw NetworkError(description: "more than 100 HTTP headers")
     }
 
-    private static func readChunked(_ reader: ByteReader, deadline: Deadline) throws -> [UInt8] {
+    /// The chunks' data up to `limit` bytes; `truncated` when it stopped there.
+    private static func readChunked(_ reader: ByteReader, limit: Int, deadline: Deadline) throws -> ([UInt8], truncated: Bool) {
         var body: [UInt8] = []
         while true {
             let sizeLine = try reader.readLine(limit: 1024, deadline: deadline)
-            guard let size = Int(sizeLine.split(separator: ";").first?.trimmingSpaces() ?? "", radix: 16), size >= 0,
-                  body.count + size <= maxBody else { throw NetworkError(description: "bad chunk size \(sizeLine.prefix(40))") }
+            guard let size = Int(sizeLine.split(separator: ";").first?.trimmingSpaces() ?? "", radix: 16), size >= 0 else {
+                throw NetworkError(description: "bad chunk size \(sizeLine.prefix(40))")
+            }
             if size == 0 {
                 // Trailers end with an empty line.
                 while !(try reader.readLine(limit: 8192, deadline: deadline)).isEmpty {}
-                return body
+                return (body, false)
             }
-            body += try reader.readExactly(size, deadline: deadline)
+            let take = min(size, limit - body.count)
+            body += try reader.readExactly(take, deadline: deadline)
+            if take < size { return (body, true) }
             _ = try reader.readLine(limit: 2, deadline: deadline)
         }
     }

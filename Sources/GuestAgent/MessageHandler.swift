@@ -58,7 +58,9 @@ final class MessageHandler: Sendable {
             log("host reported an error: \(message.message ?? "(no message)")")
         case .configure, .navigate, .reset, .status:
             let queued = worker.submit { [self] in
-                outbox.send(perform(message))
+                let (reply, afterReply) = perform(message)
+                outbox.send(reply)
+                afterReply?()
             }
             if !queued { outbox.send(errorReply(id: id, "busy: too many requests waiting")) }
         case .configured, .resetDone, .state, .pong, .navigated, .page, .blob, .browserCrashed:
@@ -66,31 +68,37 @@ final class MessageHandler: Sendable {
         }
     }
 
-    /// Runs one browser request (on the worker thread) and builds its answer.
-    private func perform(_ message: AgentMessage) -> AgentMessage {
+    /// Runs one browser request (on the worker thread) and builds its answer, and what to start
+    /// once that answer is queued.
+    private func perform(_ message: AgentMessage) -> (AgentMessage, (@Sendable () -> Void)?) {
         let id = message.id
         do {
             switch message.type {
             case .configure:
                 // validate() guaranteed id and a non-empty homepage.
                 let applied = try browser.configure(homepage: message.homepage ?? "", cookies: message.cookies ?? [])
-                return AgentMessage(type: .configured, id: id, homepage: applied)
+                return (AgentMessage(type: .configured, id: id, homepage: applied.homepage), applied.afterReply)
             case .navigate:
                 try browser.navigate(url: message.url ?? "")
-                return AgentMessage(type: .navigated, id: id)
+                return (AgentMessage(type: .navigated, id: id), nil)
             case .reset:
+                // Captures of the old session, queued or still being taken, are abandoned: before
+                // the reset (nothing more of them goes out meanwhile) and after it (what the
+                // browser produced while stopping), so none reaches the host after reset_done.
+                outbox.abandonBulk()
+                defer { outbox.abandonBulk() }
                 try browser.reset()
-                return AgentMessage(type: .resetDone, id: id)
+                return (AgentMessage(type: .resetDone, id: id), nil)
             default:
                 let status = try browser.status()
                 let counts = inputs.counts
-                return fittedState(AgentMessage(
+                return (fittedState(AgentMessage(
                     type: .state, id: id, ip: firstIPv4Address(), homepage: status.homepage,
                     cookies: status.cookies, history: status.history,
-                    keyEvents: counts.keys, pointerEvents: counts.pointer))
+                    keyEvents: counts.keys, pointerEvents: counts.pointer)), nil)
             }
         } catch {
-            return errorReply(id: id, "\(message.type.rawValue) failed: \(error)")
+            return (errorReply(id: id, "\(message.type.rawValue) failed: \(error)"), nil)
         }
     }
 

@@ -8,7 +8,9 @@ let usage = """
 
       --port PATH            use PATH instead of discovering the virtio port named
                              \(AgentLoop.portName) under /sys/class/virtio-ports
-      --browser KIND         file (default): keep {homepage, cookies} in a state file;
+      --browser KIND         file (default): keep {homepage, cookies} in a state file and
+                             load an http://IPv4 homepage after each configure, sent to
+                             the host as a page with an MHTML capture and no screenshot;
                              chromium: drive Chromium through the DevTools protocol
     file browser:
       --state-file PATH      where it keeps its state (default /run/guest-agent/state.json)

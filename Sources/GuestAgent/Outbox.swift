@@ -18,7 +18,8 @@ final class Outbox: @unchecked Sendable {
     private var bulkBytes = 0
     private var current: [UInt8] = []
     private var currentOffset = 0
-    /// Bumped when the host connection goes away: queued bulk belongs to the old host.
+    /// Bumped when the host connection goes away (queued bulk belongs to the old host) and on
+    /// every reset (captures of the old session must not outlive it).
     private var generation: UInt64 = 0
     /// Writing a byte here wakes the port loop's poll().
     private let wakeRead: Int32
@@ -118,6 +119,18 @@ final class Outbox: @unchecked Sendable {
             let n = current.withUnsafeBytes { write(UnsafeRawBufferPointer(rebasing: $0[currentOffset...])) }
             guard let n, n > 0 else { return }
             lock.withLock { currentOffset += n }
+        }
+    }
+
+    /// A reset: captures of the old session must never reach the host after it. Drops the
+    /// queued bulk lines (not the one being written, which the port needs whole) and bumps the
+    /// generation, so producers still holding the old one are refused from now on.
+    func abandonBulk() {
+        lock.withLock {
+            bulk.removeAll()
+            bulkBytes = 0
+            generation &+= 1
+            lock.broadcast()
         }
     }
 

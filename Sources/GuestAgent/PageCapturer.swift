@@ -1,6 +1,6 @@
-// After every top-level page load: a PNG screenshot and an MHTML snapshot, announced with one
-// `page` message and streamed as `blob` chunks. Runs on its own thread and sends through the
-// Outbox's bulk queue, so the port keeps answering requests meanwhile.
+// After every top-level page load: a PNG screenshot and an MHTML snapshot, taken through
+// DevTools on the capture thread and handed to the PageSender, so the port keeps answering
+// requests meanwhile.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -12,21 +12,18 @@ final class PageCapturer: @unchecked Sendable {
     /// Captures waiting beyond this are dropped (a page that navigates in a loop must not queue
     /// captures without bound).
     private let queue = SerialQueue(name: "captures", limit: 4)
-    private let outbox: Outbox
-    private let lock = Lock()
-    /// Page numbers count up for the whole agent run (resets and restarts included).
-    private var counter: UInt64 = 0
-    /// Bytes of decoded data per blob chunk: agentMaxBlobChunkBase64 is a multiple of 4.
-    static let chunkBytes = agentMaxBlobChunkBase64 / 4 * 3
+    private let sender: PageSender
 
-    init(outbox: Outbox) { self.outbox = outbox }
+    init(sender: PageSender) { self.sender = sender }
 
     func pageLoaded(url: String, time: Int64, session: CDPClient) {
-        let queued = queue.submit { [self] in capture(url: url, time: time, session: session) }
+        // Read now: a capture of a page loaded before a reset must not be delivered after it.
+        let generation = sender.currentGeneration
+        let queued = queue.submit { [self] in capture(url: url, time: time, session: session, generation: generation) }
         if !queued { log("capture queue full: no capture for \(url.prefix(200))") }
     }
 
-    private func capture(url: String, time: Int64, session: CDPClient) {
+    private func capture(url: String, time: Int64, session: CDPClient, generation: UInt64) {
         let started = Deadline.now
         let title = (try? session.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self))?.current?.title ?? ""
         let screenshot = part(.screenshot, url: url) {
@@ -37,50 +34,18 @@ final class PageCapturer: @unchecked Sendable {
         let mhtml = part(.mhtml, url: url) {
             Array(try session.call("Page.captureSnapshot", ["format": "mhtml"], timeout: 60, as: DataResult.self).data.utf8)
         }
-        let number = lock.withLock { counter += 1; return counter }
-        let generation = outbox.currentGeneration
-        let deadline = Deadline(seconds: 120)
-        let announce = AgentMessage(
-            type: .page, url: String(url.utf8.count <= 8192 ? url : "about:invalid"),
-            title: truncated(title, 1024), page: number, time: time,
-            screenshotBytes: screenshot.count, mhtmlBytes: mhtml.count)
-        guard outbox.sendBulk(announce, generation: generation, deadline: deadline),
-              send(.screenshot, screenshot, page: number, generation: generation, deadline: deadline),
-              send(.mhtml, mhtml, page: number, generation: generation, deadline: deadline) else {
-            log("page \(number): host went away or stopped reading; capture abandoned")
-            return
-        }
-        log("page \(number) \(url.prefix(200)): screenshot \(screenshot.count) B, mhtml \(mhtml.count) B, \((Deadline.now - started) / 1_000_000) ms")
+        sender.send(url: url, title: title, time: time, screenshot: screenshot, mhtml: mhtml,
+                    generation: generation, startedAt: started)
     }
 
-    /// One capture, or no bytes (logged) when it fails or is larger than the host accepts.
+    /// One capture, or no bytes (logged) when it fails.
     private func part(_ part: AgentMessage.BlobPart, url: String, _ take: () throws -> [UInt8]) -> [UInt8] {
         do {
-            let bytes = try take()
-            guard bytes.count <= part.maxBytes else {
-                log("\(part.rawValue) of \(url.prefix(200)) is \(bytes.count) bytes, over the \(part.maxBytes)-byte limit: sent as 0 bytes")
-                return []
-            }
-            return bytes
+            return try take()
         } catch {
             log("\(part.rawValue) of \(url.prefix(200)) failed: \(error); sent as 0 bytes")
             return []
         }
-    }
-
-    /// Chunks of at most agentMaxBlobChunkBase64 base64 characters; a 0-byte part is one empty
-    /// final chunk.
-    private func send(_ part: AgentMessage.BlobPart, _ bytes: [UInt8], page: UInt64, generation: UInt64, deadline: Deadline) -> Bool {
-        var offset = 0
-        repeat {
-            let end = min(offset + Self.chunkBytes, bytes.count)
-            let chunk = AgentMessage(
-                type: .blob, page: page, part: part, offset: offset,
-                data: Data(bytes[offset..<end]).base64EncodedString(), final: end == bytes.count)
-            guard outbox.sendBulk(chunk, generation: generation, deadline: deadline) else { return false }
-            offset = end
-        } while offset < bytes.count
-        return true
     }
 }
 
@@ -91,13 +56,4 @@ struct NavigationHistory: Decodable {
     var currentIndex: Int
     var entries: [Entry]
     var current: Entry? { entries.indices.contains(currentIndex) ? entries[currentIndex] : nil }
-}
-
-func truncated(_ text: String, _ maxBytes: Int) -> String {
-    var out = ""
-    for ch in text {
-        guard out.utf8.count + ch.utf8.count <= maxBytes else { break }
-        out.append(ch)
-    }
-    return out
 }

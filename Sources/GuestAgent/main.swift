@@ -17,7 +17,7 @@ let browser: any Browser
 switch options.browser {
 case .file:
     log("starting version \(agentVersion), file browser, state file \(options.stateFile)")
-    browser = FileBrowser(path: options.stateFile)
+    browser = FileBrowser(path: options.stateFile, outbox: outbox)
 case .chromium:
     log("starting version \(agentVersion), chromium browser \(options.chromium.executable) as \(options.chromium.user), profile \(options.chromium.profileDir)")
     installTerminationHandler()

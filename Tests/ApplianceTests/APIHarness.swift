@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import GRDB
 import Hummingbird
 import HummingbirdTesting
@@ -17,6 +18,9 @@ struct APIHarness {
     let libvirt: LibvirtClient
     /// Generic VMs over the same test driver (its reconciler is not running: requests only).
     let machines: MachineService
+    /// The admin key every request of `test` carries unless it sets its own Authorization.
+    let adminKey: String
+    let authenticator: Authenticator
 
     init() async throws {
         directory = try makeTemporaryDirectory("api")
@@ -37,17 +41,22 @@ struct APIHarness {
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: ImageStore(root: state.imagesDir), qemuImg: "/usr/bin/qemu-img"),
             network: .user, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
         machines = MachineService(reconciler: reconciler, images: ImageStore(root: state.imagesDir), kvmUsable: false)
+        adminKey = try await AdminKey.ensure(store: store, path: state.adminKey)!.text
+        authenticator = Authenticator(store: store, trusted: .loopback, counter: RequestCounter())
         pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),
                     group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
     }
 
-    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    /// Runs `body` against the router; its requests carry the admin key (`authenticated`
+    /// false: none, as from a caller without a key).
+    func test(authenticated: Bool = true, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let app = Application(router: ApplianceServer.router(
-            pool: pool, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
+            pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
             audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" }), machines: machines,
             proxy: SmartProxy(machines: machines, logger: Logger(label: "test"))))
-        try await app.test(.router, body)
+        let key = authenticated ? adminKey : nil
+        try await app.test(.router) { client in try await body(KeyedTestClient(inner: client, key: key)) }
         await libvirt.close()
     }
 
@@ -61,4 +70,20 @@ struct APIHarness {
             return rows
         }
     }
+}
+
+/// Adds `Authorization: Bearer KEY` to every request that has none.
+struct KeyedTestClient: TestClientProtocol {
+    let inner: any TestClientProtocol
+    let key: String?
+
+    func executeRequest(uri: String, method: HTTPRequest.Method, headers: HTTPFields, body: ByteBuffer?) async throws -> TestResponse {
+        var headers = headers
+        if let key, headers[.authorization] == nil, headers[HTTPField.Name(RequestSignature.signatureHeader)!] == nil {
+            headers[.authorization] = "Bearer \(key)"
+        }
+        return try await inner.executeRequest(uri: uri, method: method, headers: headers, body: body)
+    }
+
+    var port: Int? { inner.port }
 }

@@ -1,12 +1,21 @@
-// Runs the real guest-agent binary with `--browser chromium` (headless, --no-sandbox as root)
-// and talks the protocol to it through a pseudo-terminal given as `--port`: the agent's
-// open()/poll() loop treats the pty slave like a virtio port, the test holds the master.
+// Runs the real guest-agent binary with `--browser chromium` (headless, --no-sandbox as root) or
+// `--browser file` and talks the protocol to it through a pseudo-terminal given as `--port`: the
+// agent's open()/poll() loop treats the pty slave like a virtio port, the test holds the master.
 import AgentProtocol
 import Foundation
 import Glibc
 
-/// Where the binary is: GUEST_AGENT_BIN, else the debug build `make test` produces.
-let agentBinary = ProcessInfo.processInfo.environment["GUEST_AGENT_BIN"] ?? "/work/main/.build/debug/guest-agent"
+/// Where the binary is: GUEST_AGENT_BIN, else the one built next to this test binary (same
+/// build, whatever its scratch path), else the debug build `make test` produces.
+let agentBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["GUEST_AGENT_BIN"] { return path }
+    if let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+       let slash = me.lastIndex(of: "/") {
+        let sibling = String(me[..<slash]) + "/guest-agent"
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+    }
+    return "/work/main/.build/debug/guest-agent"
+}()
 let chromiumBinary = ProcessInfo.processInfo.environment["CHROMIUM_BIN"] ?? "/usr/bin/chromium"
 
 /// One captured page: its announcement and the reassembled blobs.
@@ -31,11 +40,22 @@ final class AgentHarness: @unchecked Sendable {
     private var splitter = AgentLineSplitter()
     let logPath: String
 
-    init(devtoolsPort: UInt16, name: String) throws {
+    enum BrowserKind {
+        /// Headless Chromium with DevTools on this port.
+        case chromium(devtoolsPort: UInt16)
+        /// The file browser, its state file in the test's directory.
+        case file
+    }
+
+    convenience init(devtoolsPort: UInt16, name: String) throws {
+        try self.init(name: name, browser: .chromium(devtoolsPort: devtoolsPort))
+    }
+
+    init(name: String, browser: BrowserKind) throws {
         guard FileManager.default.isExecutableFile(atPath: agentBinary) else {
             throw TestFailure("no guest-agent at \(agentBinary): run `swift build` (or set GUEST_AGENT_BIN)")
         }
-        guard FileManager.default.isExecutableFile(atPath: chromiumBinary) else {
+        if case .chromium = browser, !FileManager.default.isExecutableFile(atPath: chromiumBinary) {
             throw TestFailure("no Chromium at \(chromiumBinary): install Debian's `chromium` (scripts/setup.sh does)")
         }
         // posix_openpt/unlockpt/ptsname are not in Swift's Glibc module: the same via ioctls
@@ -61,13 +81,18 @@ final class AgentHarness: @unchecked Sendable {
         logPath = dir + "/agent.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: agentBinary)
-        process.arguments = [
-            "--port", slavePath, "--browser", "chromium", "--chromium", chromiumBinary,
-            "--browser-user", String(cString: getpwuid(geteuid())!.pointee.pw_name),
-            "--profile-dir", dir + "/profile", "--devtools-port", String(devtoolsPort),
-            "--chromium-args", "--headless=new --no-sandbox --window-size=800,600",
-            "--load-timeout", "20",
-        ]
+        switch browser {
+        case .chromium(let devtoolsPort):
+            process.arguments = [
+                "--port", slavePath, "--browser", "chromium", "--chromium", chromiumBinary,
+                "--browser-user", String(cString: getpwuid(geteuid())!.pointee.pw_name),
+                "--profile-dir", dir + "/profile", "--devtools-port", String(devtoolsPort),
+                "--chromium-args", "--headless=new --no-sandbox --window-size=800,600",
+                "--load-timeout", "20",
+            ]
+        case .file:
+            process.arguments = ["--port", slavePath, "--browser", "file", "--state-file", dir + "/state.json"]
+        }
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -122,6 +147,16 @@ final class AgentHarness: @unchecked Sendable {
             }
         }
     }
+
+    /// The messages received and not taken yet that match, left in place.
+    func pending(where match: (AgentMessage) -> Bool) -> [AgentMessage] {
+        condition.lock()
+        defer { condition.unlock() }
+        return received.filter(match)
+    }
+
+    /// What the agent logged so far.
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// The answer to request `id` (or the error for it).
     func reply(to id: UInt64, timeout: TimeInterval = 60) throws -> AgentMessage {

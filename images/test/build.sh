@@ -4,6 +4,10 @@
 #   initrd.img   busybox + virtio modules + the static guest agent (gzip'd cpio newc)
 #   disk.qcow2   small blank qcow2 base (the host puts an overlay on it)
 #   cmdline      kernel command line, one line
+# Kernel command line options the init script understands (besides the kernel's own):
+#   vmcloud.httpd=PORT  also serve HTTP on PORT (1-65535) with busybox httpd from /www:
+#                       /index.html names the image and this boot's id, /cgi-bin/echo echoes
+#                       the request (method, URI, query, boot id, body) as text/plain.
 # Idempotent: downloads are cached in images/test/work (or $VMCLOUD_IMAGE_CACHE) and reused;
 # outputs are rebuilt every run. Works on a fresh Debian 12 (root only for apt-get update).
 set -euo pipefail
@@ -108,6 +112,11 @@ MODDIR="$KROOT/lib/modules/$KVER"
 [[ -d "$MODDIR" ]] || die "no modules for $KVER in $KDEB"
 BUSYBOX="$BBROOT/bin/busybox"
 [[ -x "$BUSYBOX" ]] || die "no bin/busybox in $BBDEB"
+# The init script, udhcpc script and the httpd CGI use these applets.
+APPLETS=" $("$BUSYBOX" --list | tr '\n' ' ') "
+for applet in sh mount insmod ip udhcpc sleep cut cat head printf httpd; do
+    [[ "$APPLETS" == *" $applet "* ]] || die "$BUSYBOX has no $applet applet"
+done
 if [[ ! -s "$MODDIR/modules.dep" ]]; then
     # Debian runs depmod in the package's postinst, so a dpkg -x'd tree has no modules.dep.
     # The downloaded static busybox has depmod: no kmod needed on the build host.
@@ -150,7 +159,7 @@ done
 STAGE="$CACHE/initramfs"
 step "staging the initramfs in $STAGE"
 rm -rf "$STAGE"
-mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,lib/modules}
+mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,lib/modules,www/cgi-bin}
 cp "$BUSYBOX" "$STAGE/bin/busybox"
 # One symlink per applet, in the directory busybox itself would install it to.
 for applet in $("$BUSYBOX" --list-full); do
@@ -193,6 +202,37 @@ while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1));
 mark "dhcp on eth0"
 # -b: carry on in the background if no lease comes (the agent reports ip=null then).
 udhcpc -i eth0 -s /etc/udhcpc.script -t 5 -T 1 -b
+# vmcloud.httpd=PORT: an HTTP server for tests (opt-in; without it nothing else changes).
+httpd_port=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in vmcloud.httpd=*) httpd_port=${arg#vmcloud.httpd=} ;; esac
+done
+if [ -n "$httpd_port" ]; then
+    case "$httpd_port" in
+        *[!0-9]* | 0*) httpd_ok=no ;;
+        *) if [ ${#httpd_port} -le 5 ] && [ "$httpd_port" -le 65535 ]; then httpd_ok=yes; else httpd_ok=no; fi ;;
+    esac
+    if [ "$httpd_ok" = yes ]; then
+        boot_id=$(cat /proc/sys/kernel/random/boot_id)
+        cat > /www/index.html <<HTML
+<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>vmcloud-test-guest</title></head>
+<body><h1>vmcloud-test-guest</h1>
+<p>boot_id=<span id="boot-id">$boot_id</span></p></body></html>
+HTML
+        # Restarted like the agent if it ever exits (-f: foreground, so the loop sees that).
+        (
+            while true; do
+                httpd -f -p "$httpd_port" -h /www
+                echo "vmcloud-test-image: httpd exited with status $?, restarting"
+                sleep 1
+            done
+        ) &
+        mark "httpd on port $httpd_port (boot id $boot_id)"
+    else
+        mark "ignoring vmcloud.httpd=$httpd_port: not a port 1-65535; no httpd"
+    fi
+fi
 mark "agent starting"
 # The Swift runtime seeds its hashing with getrandom(), which blocks until the kernel RNG is
 # initialised: about 0.7 s of jitter entropy under TCG (no RDRAND on the qemu64 CPU). Fixed
@@ -229,6 +269,22 @@ esac
 exit 0
 EOF
 chmod 0755 "$STAGE/etc/udhcpc.script"
+
+# vmcloud.httpd's CGI (busybox httpd runs /www/cgi-bin/*): echoes the request back.
+cat > "$STAGE/www/cgi-bin/echo" <<'EOF'
+#!/bin/sh
+# Lines method=, uri=, query=, boot_id=, then the request body (CONTENT_LENGTH bytes, at most 1 MiB).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+len=${CONTENT_LENGTH:-0}
+case "$len" in '' | *[!0-9]*) len=0 ;; esac
+if [ ${#len} -gt 7 ] || [ "$len" -gt 1048576 ]; then len=1048576; fi
+printf 'Content-Type: text/plain\r\n\r\n'
+printf 'method=%s\nuri=%s\nquery=%s\nboot_id=%s\n' "$REQUEST_METHOD" "$REQUEST_URI" "$QUERY_STRING" \
+    "$(cat /proc/sys/kernel/random/boot_id)"
+if [ "$len" -gt 0 ]; then head -c "$len"; fi
+exit 0
+EOF
+chmod 0755 "$STAGE/www" "$STAGE/www/cgi-bin" "$STAGE/www/cgi-bin/echo"
 
 step "writing $OUT/initrd.img (cpio newc, gzip)"
 (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \

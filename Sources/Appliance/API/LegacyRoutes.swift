@@ -10,8 +10,9 @@ struct LegacyRoutes {
     let defaultCookies: [AgentProtocol.Cookie]
     let viewer: ViewerAccess
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<AppRequestContext>) {
         router.post("/set-pool-size/:min/:max/:linger") { _, context in
+            try context.requireAdmin()
             let p = context.parameters
             let size = try InputValidation.poolSize(
                 min: try InputValidation.count(p.require("min"), "min"),
@@ -23,19 +24,24 @@ struct LegacyRoutes {
         router.post("/prepare-batch/:size/:homepage") { _, context in
             let size = try InputValidation.batchSize(InputValidation.count(context.parameters.require("size"), "size"))
             let homepage = try InputValidation.homepage(pathSegment: context.parameters.require("homepage"))
-            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: defaultCookies)
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: defaultCookies, client: context.requireClient().clientId)
             return JSONBody.response(batch.id!)
         }
         router.post("/lock/:batch") { _, context in
-            let handle = try await pool.lock(batchId: InputValidation.id(context.parameters.require("batch"), "batch"))
+            let id = try InputValidation.id(context.parameters.require("batch"), "batch")
+            try context.requireAccess(owner: try await pool.store.batchOwner(id), else: StoreError.batchNotFound(id))
+            let handle = try await pool.lock(batchId: id)
             return JSONBody.response(handle.id!)
         }
         router.post("/release/:vmhandle") { _, context in
-            try await pool.release(handleId: InputValidation.id(context.parameters.require("vmhandle"), "vmhandle"))
+            let id = try InputValidation.id(context.parameters.require("vmhandle"), "vmhandle")
+            try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
+            try await pool.release(handleId: id)
             return JSONBody.empty
         }
         router.get("/handle-status/:vmhandle") { request, context in
             let id = try InputValidation.id(context.parameters.require("vmhandle"), "vmhandle")
+            try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             guard handle.state == .assigned, let vmId = handle.vmId, let vm = try await pool.store.vm(vmId) else {
                 return JSONBody.response(HandleStatusView(assigned: false, vmid: nil, vm: nil))
@@ -46,7 +52,9 @@ struct LegacyRoutes {
             return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: view))
         }
         router.post("/cancel-batch/:batch") { _, context in
-            try await pool.cancelBatch(batchId: InputValidation.id(context.parameters.require("batch"), "batch"))
+            let id = try InputValidation.id(context.parameters.require("batch"), "batch")
+            try context.requireAccess(owner: try await pool.store.batchOwner(id), else: StoreError.batchNotFound(id))
+            try await pool.cancelBatch(batchId: id)
             return JSONBody.empty
         }
     }

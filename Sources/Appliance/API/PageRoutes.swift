@@ -8,9 +8,10 @@ struct PageRoutes {
     let blobs: BlobStore
     let fileIO = FileIO()
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<AppRequestContext>) {
         router.get("v1/handles/:id/pages") { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
+            try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             return JSONBody.response(try await pool.store.pages(handle: handle).map(PageView.init))
         }
@@ -22,8 +23,9 @@ struct PageRoutes {
         }
     }
 
-    private func blob(_ context: some RequestContext, _ hash: KeyPath<PageRecord, String?>, contentType: String) async throws -> Response {
+    private func blob(_ context: AppRequestContext, _ hash: KeyPath<PageRecord, String?>, contentType: String) async throws -> Response {
         let id = try InputValidation.id(context.parameters.require("id"), "id")
+        try context.requireAccess(owner: try await pool.store.pageOwner(id), else: APIError.notFound("no page \(id)"))
         guard let page = try await pool.store.page(id) else { throw APIError.notFound("no page \(id)") }
         guard let hash = page[keyPath: hash] else { throw APIError.notFound("page \(id) has no such capture (the guest sent none)") }
         let body = try await fileIO.loadFile(path: blobs.path(hash: hash), context: context)

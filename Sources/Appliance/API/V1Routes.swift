@@ -9,7 +9,7 @@ struct V1Routes {
     /// Generic VMs, for `GET /v1/vms/{uuid or name}`.
     var machines: MachineService? = nil
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<AppRequestContext>) {
         let v1 = router.group("v1")
         v1.get("openapi.yaml") { _, _ in
             guard let openAPIDocument else { throw APIError.notFound("the OpenAPI document is not installed") }
@@ -17,14 +17,19 @@ struct V1Routes {
                             body: .init(byteBuffer: ByteBuffer(string: openAPIDocument)))
         }
 
-        v1.get("pool") { _, _ in try await poolView() }
-        v1.put("pool") { request, _ in
+        v1.get("pool") { _, context in
+            try context.requireAdmin()
+            return try await poolView()
+        }
+        v1.put("pool") { request, context in
+            try context.requireAdmin()
             let body = try await JSONBody.decode(PoolSizeBody.self, from: request)
             try await pool.setPoolSize(InputValidation.poolSize(min: body.min, max: body.max, lingerMs: body.lingerMs))
             return try await poolView()
         }
 
-        v1.get("vms") { request, _ in
+        v1.get("vms") { request, context in
+            try context.requireAdmin()
             switch request.uri.queryParameters.get("kind") ?? "pool" {
             case "pool": return JSONBody.response(try await pool.store.vms().map(VMView.init))
             case "generic":
@@ -35,6 +40,7 @@ struct V1Routes {
             }
         }
         v1.get("vms/:id") { _, context in
+            try context.requireAdmin()
             let raw = try context.parameters.require("id")
             // All digits: a pool VM's id; anything else: a generic VM's uuid or name.
             if let machines, !raw.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
@@ -45,6 +51,7 @@ struct V1Routes {
             return JSONBody.response(VMView(vm))
         }
         v1.get("vms/:id/agent") { _, context in
+            try context.requireAdmin()
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let state = try await pool.agentState(vm: id)
             return JSONBody.response(AgentStateView(
@@ -52,56 +59,81 @@ struct V1Routes {
                 keyEvents: state.keyEvents, pointerEvents: state.pointerEvents))
         }
         v1.post("vms/:id/navigate") { request, context in
+            try context.requireAdmin()
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let url = try InputValidation.homepage(try await JSONBody.decode(NavigateBody.self, from: request).url)
             try await pool.navigate(vm: id, url: url)
             return JSONBody.response(["url": url])
         }
 
-        v1.get("batches") { _, _ in
-            JSONBody.response(try await pool.store.batches().map { BatchView($0) })
+        v1.get("batches") { _, context in
+            let caller = try context.requireClient()
+            return JSONBody.response(try await pool.store.batches().filter { caller.mayAccess(owner: $0.clientId) }.map { BatchView($0) })
         }
-        v1.post("batches") { request, _ in
+        v1.post("batches") { request, context in
             let body = try await JSONBody.decode(BatchBody.self, from: request)
             let size = try InputValidation.batchSize(body.size)
             let homepage = try InputValidation.homepage(body.homepage)
             let cookies = try InputValidation.cookies(body.cookies ?? [])
-            return JSONBody.response(BatchView(try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies)), status: .created)
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies, client: context.requireClient().clientId)
+            return JSONBody.response(BatchView(batch), status: .created)
         }
         v1.get("batches/:id") { _, context in
-            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let id = try await ownBatch(context)
             guard let batch = try await pool.store.batch(id) else { throw StoreError.batchNotFound(id) }
             return JSONBody.response(BatchView(batch, handles: try await handleViews(batch: id)))
         }
         v1.post("batches/:id/cancel") { _, context in
-            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let id = try await ownBatch(context)
             try await pool.cancelBatch(batchId: id)
             return JSONBody.response(BatchView(try await pool.store.batch(id)!))
         }
         v1.post("batches/:id/locks") { _, context in
-            let handle = try await pool.lock(batchId: InputValidation.id(context.parameters.require("id"), "id"))
+            let handle = try await pool.lock(batchId: ownBatch(context))
             return JSONBody.response(try await handleView(handle), status: .created)
         }
 
-        v1.get("handles") { _, _ in JSONBody.response(try await handleViews(batch: nil)) }
+        v1.get("handles") { _, context in
+            let caller = try context.requireClient()
+            var views: [HandleView] = []
+            let owners = Dictionary(try await pool.store.batches().map { ($0.id!, $0.clientId) }, uniquingKeysWith: { a, _ in a })
+            for handle in try await pool.store.handles() where caller.mayAccess(owner: owners[handle.batchId] ?? nil) {
+                views.append(try await handleView(handle))
+            }
+            return JSONBody.response(views)
+        }
         v1.get("handles/:id") { _, context in
-            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let id = try await ownHandle(context)
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             return JSONBody.response(try await handleView(handle))
         }
         v1.post("handles/:id/release") { _, context in
-            let id = try InputValidation.id(context.parameters.require("id"), "id")
+            let id = try await ownHandle(context)
             try await pool.release(handleId: id)
             return JSONBody.response(try await handleView(pool.store.handle(id)!))
         }
 
-        v1.get("events") { request, _ in
+        v1.get("events") { request, context in
+            try context.requireAdmin()
             let query = request.uri.queryParameters
             let after = try query.get("after").map { try InputValidation.integer($0, "after") }
             let vm = try query.get("vm").map { try InputValidation.id($0, "vm") }
             let limit = try query.get("limit").map { try InputValidation.count($0, "limit", max: 1000) } ?? 200
             return JSONBody.response(try await pool.store.events(afterId: after, vm: vm, limit: limit).map(EventView.init))
         }
+    }
+
+    /// The `:id` batch, if the caller may use it (another client's is a 404).
+    private func ownBatch(_ context: AppRequestContext) async throws -> Int64 {
+        let id = try InputValidation.id(context.parameters.require("id"), "id")
+        try context.requireAccess(owner: try await pool.store.batchOwner(id), else: StoreError.batchNotFound(id))
+        return id
+    }
+
+    private func ownHandle(_ context: AppRequestContext) async throws -> Int64 {
+        let id = try InputValidation.id(context.parameters.require("id"), "id")
+        try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
+        return id
     }
 
     private func poolView() async throws -> Response {

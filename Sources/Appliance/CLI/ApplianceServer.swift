@@ -22,6 +22,13 @@ struct ApplianceServer {
         let image = try GuestImage.load(directory: config.imageDirectory)
         let store = try Store(path: state.database)
         logger.info("store open", metadata: ["path": "\(state.database)", "instance": "\(store.instanceId)"])
+        if let key = try await AdminKey.ensure(store: store, path: state.adminKey) {
+            // Shown once: the store keeps only derivations of it.
+            print("admin key (also in \(state.adminKey), mode 0600): \(key.text)")
+            logger.notice("admin client created", metadata: ["keyFile": "\(state.adminKey)"])
+        }
+        let requestCounter = RequestCounter()
+        let authenticator = Authenticator(store: store, trusted: config.trustedNetworks, counter: requestCounter)
 
         let libvirtLogger = logger
         let libvirt = LibvirtClient(uri: config.libvirtURI) { libvirtLogger.info("\($0)", metadata: ["component": "libvirt"]) }
@@ -62,7 +69,7 @@ struct ApplianceServer {
         let audioRoutes = AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) })
         let proxy = SmartProxy(
             machines: machines, settings: .init(startTimeout: config.proxyStartTimeout, upstreamTimeout: config.proxyUpstreamTimeout), logger: logger)
-        let router = Self.router(pool: pool, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines,
+        let router = Self.router(pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines,
                                  proxy: proxy, defaultCookies: config.defaultCookies)
         let webSockets = Router(context: ViewerWebSocketContext.self)
         ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
@@ -75,7 +82,8 @@ struct ApplianceServer {
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
             services: [PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
-                       ViewerAccessService(access: viewer, logger: logger)] + proxy.services,
+                       ViewerAccessService(access: viewer, logger: logger),
+                       RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services,
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -121,20 +129,24 @@ struct ApplianceServer {
 extension ApplianceServer {
     /// Every route of the API over one pool.
     static func router(
-        pool: Pool, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
+        pool: Pool, authenticator: Authenticator, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
         machines: MachineService? = nil, proxy: SmartProxy? = nil, defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: AuthMiddleware(authenticator: authenticator))
+        ClientRoutes(store: pool.store).register(on: router)
         LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
         V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml"), machines: machines).register(on: router)
+        let adminOnly = router.group().add(middleware: AdminOnlyMiddleware())
         if let machines {
-            MachineRoutes(machines: machines).register(on: router)
+            MachineRoutes(machines: machines).register(on: adminOnly)
             ViewerLaunchRoutes(machines: machines).register(on: router)
         }
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
+        JobRoutes(pool: pool).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
-        ScreenRoutes(pool: pool, screens: screens).register(on: router)
+        ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
         audio.register(on: router)
         proxy?.register(on: router)
         return router

@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval, proxyStartTimeout, proxyUpstreamTimeout) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval, trustedNetworks, proxyStartTimeout, proxyUpstreamTimeout) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -57,6 +57,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between polls of every generic VM by the machine reconciler (it also runs after every change and libvirt event). (default: 5)")
     var reconcileInterval: Double?
 
+    @Option(name: .customLong("trusted-network"), help: "A network (ADDRESS/PREFIX) whose unauthenticated calls to the six vmcloud endpoints are allowed; repeat for more. (default: 127.0.0.0/8 and ::1/128)")
+    var trustedNetworks: [String] = []
+
     @Option(help: "Seconds a smart proxy request waits for its resource's VM to start and its guest port to answer, then 504/502. (default: 120)")
     var proxyStartTimeout: Double?
 
@@ -80,6 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let publicURL { try settings.setPublicURL(publicURL) }
         if let audio { settings.audio = audio }
         if let reconcileInterval { settings.reconcileInterval = reconcileInterval }
+        if !trustedNetworks.isEmpty { try settings.setTrustedNetworks(trustedNetworks) }
         if let proxyStartTimeout { settings.proxyStartTimeout = proxyStartTimeout }
         if let proxyUpstreamTimeout { settings.proxyUpstreamTimeout = proxyUpstreamTimeout }
         try settings.validate()

@@ -28,6 +28,8 @@ struct ServeConfig: Equatable, Sendable {
     /// Seconds between the machine reconciler's polls of every generic VM (it also runs on
     /// every API change and every libvirt event).
     var reconcileInterval: Double = 5
+    /// Networks whose unauthenticated calls to the six vmcloud endpoints are allowed.
+    var trustedNetworks: TrustedNetworks = .loopback
     /// Seconds a smart proxy request waits for its resource's VM to start and answer.
     var proxyStartTimeout: Double = 120
     /// Seconds the smart proxy waits for an upstream's response head and between body reads.
@@ -59,12 +61,13 @@ struct ServeConfig: Equatable, Sendable {
         var publicURL: String?
         var audio: Bool?
         var reconcileInterval: Double?
+        var trustedNetworks: [String]?
         var proxyStartTimeout: Double?
         var proxyUpstreamTimeout: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
-            case defaultCookies, network, publicURL, audio, reconcileInterval
+            case defaultCookies, network, publicURL, audio, reconcileInterval, trustedNetworks
             case proxyStartTimeout, proxyUpstreamTimeout
         }
     }
@@ -104,6 +107,7 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.publicURL { try setPublicURL(v) }
         if let v = file.audio { audio = v }
         if let v = file.reconcileInterval { reconcileInterval = v }
+        if let v = file.trustedNetworks { try setTrustedNetworks(v) }
         if let v = file.proxyStartTimeout { proxyStartTimeout = v }
         if let v = file.proxyUpstreamTimeout { proxyUpstreamTimeout = v }
         if let v = file.defaultCookies {
@@ -131,6 +135,12 @@ struct ServeConfig: Equatable, Sendable {
             throw Invalid(description: "public URL must be http(s)://HOST[:PORT][/PATH], got '\(value)'")
         }
         publicURL = trimmed
+    }
+
+    mutating func setTrustedNetworks(_ entries: [String]) throws {
+        do { trustedNetworks = try TrustedNetworks(entries) } catch let error as TrustedNetworks.Invalid {
+            throw Invalid(description: error.description)
+        }
     }
 
     mutating func setNetwork(_ value: String) throws {

@@ -8,7 +8,7 @@ import Logging
 /// the message is rejected with a reason. Chunks go straight to a temporary file, so memory
 /// stays bounded whatever a guest sends.
 actor CaptureReceiver {
-    private let blobs: BlobStore
+    let blobs: BlobStore
     private let logger: Logger
     private var inFlight: [Int64: PendingPage] = [:]
 

@@ -18,6 +18,8 @@ struct StateDirectory: Sendable {
     var imagesDir: String { root + "/images" }
     /// The key viewer tokens are derived from (mode 0600).
     var viewerSecret: String { root + "/viewer-secret" }
+    /// The admin client's key, written once at first start (mode 0600).
+    var adminKey: String { root + "/admin.key" }
     /// The private PulseAudio daemon: its socket (QEMU and the relay connect there) and files.
     var audioSocket: String { root + "/audio/native" }
     var audioRuntime: String { root + "/audio/pulse" }

@@ -49,6 +49,8 @@ struct MachineRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePers
     var domainName: String
     var createdAt: Date
     var statusSince: Date
+    /// The client that launched it (keyed viewers); nil: an admin's.
+    var clientId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }

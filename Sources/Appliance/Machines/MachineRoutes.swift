@@ -7,7 +7,7 @@ import Hummingbird
 struct MachineRoutes {
     let machines: MachineService
 
-    func register(on router: Router<some RequestContext>) {
+    func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
         let v1 = router.group("v1")
         v1.post("vms") { request, _ in
             let body = try await JSONBody.decode(MachineRequest.self, from: request)

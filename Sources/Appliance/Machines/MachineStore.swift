@@ -48,7 +48,7 @@ extension Store {
 
     /// Exactly one machine per owner key: the existing wanted one, or a new one made by
     /// `make` in the same transaction. The partial unique index settles concurrent callers.
-    func ensureMachine(ownerKey: String, make: @Sendable () -> (name: String, spec: MachineSpec, accessKey: String)) async throws -> (MachineRecord, created: Bool) {
+    func ensureMachine(ownerKey: String, client: Int64? = nil, make: @Sendable () -> (name: String, spec: MachineSpec, accessKey: String)) async throws -> (MachineRecord, created: Bool) {
         for _ in 0..<3 {
             do {
                 return try await pool.write { db in
@@ -56,7 +56,12 @@ extension Store {
                         return (existing, false)
                     }
                     let made = make()
-                    return (try Self.insertMachine(db, name: made.name, spec: made.spec, ownerKey: ownerKey, accessKey: made.accessKey, prefix: self.machineDomainPrefix), true)
+                    var machine = try Self.insertMachine(db, name: made.name, spec: made.spec, ownerKey: ownerKey, accessKey: made.accessKey, prefix: self.machineDomainPrefix)
+                    if let client {
+                        try db.execute(sql: "UPDATE machine SET clientId = ? WHERE id = ?", arguments: [client, machine.id])
+                        machine.clientId = client
+                    }
+                    return (machine, true)
                 }
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 continue  // another writer won; the next round finds its row

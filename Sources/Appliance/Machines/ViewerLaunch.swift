@@ -39,13 +39,17 @@ struct ViewerLaunchRoutes {
         let created: Bool
     }
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<AppRequestContext>) {
         let viewers = router.group("v1/viewers")
         viewers.put(":project/:kind") { request, context in
             let (project, kind) = try key(context)
             let body = try await JSONBody.decode(Body.self, from: request, limit: 1 << 20)
             let made = try made(project: project, kind: kind, body)
-            let (machine, created) = try await machines.store.ensureMachine(ownerKey: ownerKey(project, kind)) { made }
+            let caller = try context.requireClient()
+            let (machine, created) = try await machines.store.ensureMachine(ownerKey: ownerKey(project, kind), client: caller.clientId) { made }
+            guard caller.mayAccess(owner: machine.clientId) else {
+                throw APIError(status: .forbidden, code: "owned_by_another_client", message: "viewer \(project)/\(kind) belongs to another client")
+            }
             if created {
                 machines.reconciler.kick()
             } else if machine.status == .failedToStart {
@@ -58,11 +62,13 @@ struct ViewerLaunchRoutes {
         viewers.get(":project/:kind") { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
+            try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
             return view(machine, project: project, kind: kind, port: Int(request.uri.queryParameters.get("port") ?? "") ?? 80, created: false)
         }
         viewers.delete(":project/:kind") { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
+            try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
             return view(try await machines.want(machine.uuid, .destroyed, asOwner: true), project: project, kind: kind, port: 80, created: false)
         }
     }

@@ -96,8 +96,8 @@ actor Pool {
         kick()
     }
 
-    func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies)
+    func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client)
         kick()
         return batch
     }
@@ -146,6 +146,10 @@ actor Pool {
         do {
             for grant in try await store.grantIdleVMs() {
                 startConfigure(grant.vmId, grant.setup)
+            }
+            // Workers' batches first; capture jobs take the VMs left idle.
+            for claim in try await store.claimJobs() {
+                startJob(claim)
             }
             let vms = try await store.vms()
             let plan = PoolPlanner.plan(
@@ -204,6 +208,36 @@ actor Pool {
             } catch {
                 done(id)
                 try? await fail(id, reason: "configure failed: \(error)")
+            }
+        }
+    }
+
+    /// Loads a job's URL in its VM; the capture that the agent sends after the load ends the
+    /// try (see agentMessage), the job's timeout or an agent error end it otherwise.
+    private func startJob(_ claim: Store.JobClaim) {
+        let id = claim.vmId
+        let job = claim.job
+        // The deadline runs whatever happens to the load below.
+        Task {
+            try? await Task.sleep(for: .milliseconds(job.timeoutMs))
+            if let vmId = try? await store.endJobAttempt(claim.attemptId, .timeout, reason: "no capture within \(job.timeoutMs) ms") {
+                logger.info("job try timed out", metadata: ["job": "\(job.id!)", "vm": "\(vmId)"])
+                startReset(vmId)
+            }
+        }
+        guard busy.insert(id).inserted else { return }
+        Task {
+            do {
+                let reply = try await agent(id).request(
+                    AgentMessage(type: .configure, homepage: job.url, cookies: job.cookies ?? []),
+                    timeout: min(settings.agentTimeout, Double(job.timeoutMs) / 1000))
+                guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
+                done(id)
+            } catch {
+                done(id)
+                if let vmId = try? await store.endJobAttempt(claim.attemptId, .error, reason: "loading the page failed: \(error)") {
+                    startReset(vmId)
+                }
             }
         }
     }
@@ -298,7 +332,11 @@ actor Pool {
             do {
                 guard let vm = try await store.vm(id), vm.state.isLive else { return }
                 if let page = try await captures.receive(vm: id, session: vm.session, message) {
-                    _ = try await store.insertPage(page)
+                    let waitMet = try await JobCapture.meetsWait(page, vm: vm, store: store, blobs: captures.blobs)
+                    if case .ended(let vmId) = try await store.insertCapture(page, waitMet: waitMet).1 {
+                        startReset(vmId)
+                    }
+                    kick()
                 }
             } catch let rejection as CaptureReceiver.Rejection {
                 await rejected(id, rejection.description)
@@ -385,6 +423,12 @@ actor Pool {
                 } else { try await fail(id, reason: "domain gone") }
             case .resetting:
                 if running { attachAgent(id); startReset(id) } else { try await fail(id, reason: "domain gone") }
+            case .working:
+                // Our wait for its capture died with the old process: the job goes back to the queue.
+                if running {
+                    attachAgent(id)
+                    if try await store.interruptedJob(vm: id) { startReset(id) }
+                } else { try await fail(id, reason: "domain gone") }
             case .failed, .destroying, .destroyed:
                 break
             }

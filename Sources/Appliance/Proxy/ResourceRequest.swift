@@ -86,6 +86,12 @@ enum ResourceValidation {
     static func claimedGroups(_ segment: String) throws -> Set<String> {
         let decoded = segment.removingPercentEncoding ?? segment
         if decoded == "-" { return [] }
-        return try groups(decoded.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+        let names = decoded.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard names.count <= 64 else { throw APIError.badRequest("at most 64 claimed groups") }
+        // Any name a client may hold (ClientValidation), not only the stricter resource form.
+        for name in names where !ClientValidation.isGroupName(name) {
+            throw APIError.badRequest("claimed group '\(name.prefix(64))' must be 1 to 64 letters, digits, '-' or '_'")
+        }
+        return Set(names)
     }
 }

@@ -30,10 +30,8 @@ struct SmartProxy: Sendable {
     }
 
     func register(on router: Router<AppRequestContext>) {
-        let routes = router.group()
-        if TestIdentityMiddleware.enabled { routes.add(middleware: TestIdentityMiddleware()) }
-        ResourceRoutes(proxy: self).register(on: routes)
-        ProxyRoutes(proxy: self).register(on: routes)
+        ResourceRoutes(proxy: self).register(on: router)
+        ProxyRoutes(proxy: self).register(on: router)
     }
 
     var services: [any Service] { [forwarder, stopper] }

@@ -6,18 +6,23 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Forwards one HTTP request to a resource's upstream and streams the answer back. Owns the
 /// one HTTPClient of the proxy and shuts it down with the server (a Service).
 ///
 /// Request and response headers pass through except the hop-by-hop ones (RFC 9110 7.6.1, and
 /// those the Connection header names), `Host` (the upstream's own) and the caller's
-/// credentials (`Authorization`); `X-Forwarded-For/-Proto/-Host/-Prefix` are added. Bodies
-/// stream both ways. Every wait has a deadline: the connect (5 s), the response head and each
-/// read of the body (`upstreamTimeout`).
+/// credentials (`Authorization`, the `X-Vmcloud-*` signature headers; ProxyTarget drops
+/// `?key=`); `X-Forwarded-For/-Proto/-Host/-Prefix` are added. Bodies stream both ways.
+/// Every wait has a deadline: the connect (5 s), the response head and each read of the body
+/// (`upstreamTimeout`).
 final class UpstreamForwarder: Service, Sendable {
-    let client: HTTPClient
     let upstreamTimeout: TimeInterval
+    private let configuration: HTTPClient.Configuration
+    /// Made on the first forward (a router without traffic, as in tests, holds none); shut
+    /// down by `run` when the server stops, or by `shutdown`.
+    private let made = Mutex<HTTPClient?>(nil)
 
     init(upstreamTimeout: TimeInterval) {
         self.upstreamTimeout = upstreamTimeout
@@ -31,12 +36,25 @@ final class UpstreamForwarder: Service, Sendable {
         // reason to retry until the deadline.
         pool.retryConnectionEstablishment = false
         configuration.connectionPool = pool
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.configuration = configuration
+    }
+
+    var client: HTTPClient {
+        made.withLock { made in
+            if let made { return made }
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            made = client
+            return client
+        }
     }
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        try await shutdown()
+    }
+
+    func shutdown() async throws {
+        if let client = made.withLock({ made in defer { made = nil }; return made }) { try await client.shutdown() }
     }
 
     /// What the caller sent, reduced to what goes upstream.
@@ -63,6 +81,13 @@ final class UpstreamForwarder: Service, Sendable {
         "transfer-encoding", "upgrade",
     ]
 
+    /// Never forwarded: the caller's credentials (a bearer key, a signed request's headers),
+    /// what the forwarder sets itself, and what the body's own framing decides.
+    static let dropped: Set<String> = [
+        "authorization", "x-vmcloud-client", "x-vmcloud-timestamp", "x-vmcloud-nonce", "x-vmcloud-signature",
+        "content-length", "expect", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+    ]
+
     func forward(_ outgoing: Outgoing, to upstream: Upstream) async throws(Failure) -> HTTPClientResponse {
         var request = HTTPClientRequest(url: "http://\(upstream.host):\(upstream.port)\(outgoing.pathAndQuery)")
         request.method = HTTPMethod(rawValue: outgoing.method.rawValue)
@@ -87,7 +112,7 @@ final class UpstreamForwarder: Service, Sendable {
             if name == "x-forwarded-for" { forwardedFor.append(field.value); continue }
             if name == "host" { host = field.value; continue }
             if hopByHop.contains(name) || named.contains(name) { continue }
-            if ["authorization", "content-length", "expect", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"].contains(name) { continue }
+            if dropped.contains(name) { continue }
             headers.add(name: field.name.rawName, value: field.value)
         }
         if let peer = outgoing.peer { forwardedFor.append(peer) }

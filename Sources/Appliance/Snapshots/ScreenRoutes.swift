@@ -7,7 +7,7 @@ struct ScreenRoutes {
     let pool: Pool
     let screens: ScreenshotCache
 
-    func register(on router: Router<some RequestContext>) {
+    func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
         router.get("/v1/vms/:id/screenshot.png") { _, context in
             try await png(context) { try await screens.screenshotPNG(domainName: $0) }
         }

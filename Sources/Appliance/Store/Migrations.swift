@@ -130,6 +130,65 @@ enum Migrations {
             try db.execute(sql: "CREATE UNIQUE INDEX machine_one_per_owner ON machine(ownerKey) WHERE desired != 'destroyed' AND ownerKey IS NOT NULL")
             try db.alter(table: "event") { t in t.add(column: "machineId", .integer) }
         }
+        migrator.registerMigration("v5-clients") { db in
+            // Registered clients. Keys are stored as two one-way derivations only: the SHA-256
+            // that bearer keys are looked up by, and the HMAC key that signatures are checked with.
+            try db.create(table: "client") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("email", .text).notNull().unique(onConflict: .abort).collate(.nocase)
+                t.column("role", .text).notNull()
+                t.column("groups", .text).notNull().defaults(to: "[]")
+                t.column("keyHash", .text).notNull().unique()
+                t.column("signingKey", .blob).notNull()
+                t.column("requests", .integer).notNull().defaults(to: 0)
+                t.column("revoked", .boolean).notNull().defaults(to: false)
+                t.column("createdAt", .datetime).notNull()
+                t.column("lastSeenAt", .datetime)
+            }
+            // Signatures already accepted, for as long as their timestamp is fresh: a replay is
+            // refused even across a restart of the appliance.
+            try db.create(table: "seen_signature") { t in
+                t.primaryKey("signature", .text)
+                t.column("seenAt", .datetime).notNull().indexed()
+            }
+            // Who made what: NULL is an admin or the legacy control app on a trusted network.
+            try db.alter(table: "batch") { t in t.add(column: "clientId", .integer).references("client") }
+            try db.alter(table: "machine") { t in t.add(column: "clientId", .integer).references("client") }
+        }
+        migrator.registerMigration("v6-jobs") { db in
+            // Capture jobs: a URL that an idle pool VM loads and captures (Dockulator's queue).
+            try db.create(table: "job") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("clientId", .integer).references("client")
+                t.column("url", .text).notNull()
+                t.column("cookies", .text)
+                t.column("waitForText", .text)
+                t.column("timeoutMs", .integer).notNull()
+                t.column("maxAttempts", .integer).notNull()
+                t.column("state", .text).notNull().indexed()
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("vmId", .integer)
+                t.column("pageId", .integer).references("page")
+                t.column("lastError", .text)
+                t.column("createdAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+            }
+            // One row per try; outcome NULL while it runs.
+            try db.create(table: "job_attempt") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("jobId", .integer).notNull().references("job").indexed()
+                t.column("vmId", .integer).notNull()
+                t.column("vmSession", .integer).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("endedAt", .datetime)
+                t.column("outcome", .text)
+                t.column("reason", .text)
+            }
+            // At most one running attempt per job, whatever the races.
+            try db.execute(sql: "CREATE UNIQUE INDEX job_attempt_one_running ON job_attempt(jobId) WHERE outcome IS NULL")
+            try db.alter(table: "vm") { t in t.add(column: "jobId", .integer) }
+            try db.alter(table: "event") { t in t.add(column: "jobId", .integer) }
+        }
         // Smart proxy resources (Proxy/ResourceStore.swift).
         migrator.registerMigration("v7-resources", migrate: ResourceSchema.v7)
         return migrator

@@ -5,7 +5,10 @@ import GRDB
 extension Store {
     /// Records a complete page and its blobs in one transaction.
     func insertPage(_ page: PageRecord) async throws -> PageRecord {
-        try await pool.write { db in
+        try await pool.write { db in try Store.insertPage(db, page) }
+    }
+
+    static func insertPage(_ db: Database, _ page: PageRecord) throws -> PageRecord {
             for (hash, bytes) in [(page.screenshotHash, page.screenshotBytes), (page.mhtmlHash, page.mhtmlBytes)] {
                 guard let hash else { continue }
                 try db.execute(sql: "INSERT OR IGNORE INTO blob (hash, bytes, createdAt) VALUES (?, ?, ?)",
@@ -15,7 +18,6 @@ extension Store {
             try page.insert(db)
             try Store.log(db, "page.captured", vm: page.vmId, "\(page.url) (\(page.screenshotBytes) B screenshot, \(page.mhtmlBytes) B MHTML)")
             return page
-        }
     }
 
     /// The pages of the session a handle held: never those of earlier or later users.

@@ -16,11 +16,11 @@ extension Store {
         }
     }
 
-    func createBatch(size: Int, homepage: String, cookies: [Cookie] = []) async throws -> BatchRecord {
+    func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
         try await pool.write { db in
             var batch = BatchRecord(
                 id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date(),
-                cookies: cookies.isEmpty ? nil : cookies)
+                cookies: cookies.isEmpty ? nil : cookies, clientId: client)
             try batch.insert(db)
             try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s)")
             return batch
@@ -251,6 +251,10 @@ extension Store {
                     arguments: [Date(), "VM \(id) failed: \(reason)", handle.id])
                 try Store.log(db, "handle.lost", vm: id, batch: handle.batchId, handle: handle.id, reason)
             }
+            if let jobId = vm.jobId, var job = try JobRecord.fetchOne(db, key: jobId), let attempt = try Store.runningAttempt(db, job: jobId) {
+                try Store.endAttempt(db, &job, attempt, .vmLost, "VM \(id) failed: \(reason)")
+            }
+            vm.jobId = nil
             vm.lastError = reason
             vm.handleId = nil
             try Store.move(db, &vm, to: .failed)

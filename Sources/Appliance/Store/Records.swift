@@ -4,12 +4,13 @@ import GRDB
 
 /// The states a pool VM moves through. `destroyed` is terminal and kept for history.
 enum VMState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
-    case pending, booting, idle, preparing, prepared, locked, resetting, failed, destroying, destroyed
+    /// `working`: running a capture job (vm.jobId).
+    case pending, booting, idle, preparing, prepared, locked, working, resetting, failed, destroying, destroyed
 
     /// A live VM counts against the pool's min and max.
     var isLive: Bool {
         switch self {
-        case .pending, .booting, .idle, .preparing, .prepared, .locked, .resetting: return true
+        case .pending, .booting, .idle, .preparing, .prepared, .locked, .working, .resetting: return true
         case .failed, .destroying, .destroyed: return false
         }
     }
@@ -48,6 +49,8 @@ struct VMRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistab
     var lastError: String?
     /// Incremented by every reset: a new user's session.
     var session: Int64 = 0
+    /// The capture job it runs (state working).
+    var jobId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -63,6 +66,8 @@ struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersis
     var createdAt: Date
     /// Cookies every VM of the batch is configured with (stored as JSON).
     var cookies: [Cookie]?
+    /// The client that prepared it; nil: an admin or the legacy caller on a trusted network.
+    var clientId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -94,6 +99,8 @@ struct EventRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersis
     var message: String
     /// The generic VM (or viewer VM) the event is about.
     var machineId: Int64? = nil
+    /// The capture job the event is about.
+    var jobId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }

@@ -69,15 +69,23 @@ final class ApplianceProcess: @unchecked Sendable {
         process.standardError = log
         try process.run()
         self.process = process
-        let client = HTTPTestClient(baseURL: baseURL)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let (status, _) = try? await client.get("/v1/pool"), status == 200 { return }
+            // The admin key file is written before the server listens.
+            if let (status, _) = try? await api.get("/v1/pool"), status == 200 { return }
             guard process.isRunning else { throw Failure("appliance exited at start:\n\(logTail())") }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw Failure("appliance did not answer within 30 s:\n\(logTail())")
     }
+
+    /// The admin client's key, written by the appliance at first start.
+    var adminKey: String? {
+        (try? String(contentsOfFile: stateDir + "/admin.key", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A client with the admin key.
+    var api: HTTPTestClient { HTTPTestClient(baseURL: baseURL, key: adminKey) }
 
     /// SIGKILL: no cleanup, no graceful shutdown.
     func kill9() {
@@ -118,10 +126,22 @@ final class ApplianceProcess: @unchecked Sendable {
 /// A plain HTTP client (URLSession) for the API.
 struct HTTPTestClient: Sendable {
     let baseURL: String
+    /// Sent as `Authorization: Bearer KEY` unless a request sets its own.
+    var key: String? = nil
 
-    func request(_ method: String, _ path: String) async throws -> (Int, Data) {
+    /// A request with the client's key.
+    func urlRequest(_ method: String, _ path: String) -> URLRequest {
         var request = URLRequest(url: URL(string: baseURL + path)!)
         request.httpMethod = method
+        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        return request
+    }
+
+    /// The same client with another key (nil: none).
+    func with(key: String?) -> HTTPTestClient { HTTPTestClient(baseURL: baseURL, key: key) }
+
+    func request(_ method: String, _ path: String) async throws -> (Int, Data) {
+        var request = urlRequest(method, path)
         request.timeoutInterval = 30
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as! HTTPURLResponse).statusCode, data)
@@ -131,8 +151,7 @@ struct HTTPTestClient: Sendable {
 
     /// POST a JSON body, requiring a 2xx, returning the decoded answer.
     func postJSON(_ path: String, _ body: Any) async throws -> Any {
-        var request = URLRequest(url: URL(string: baseURL + path)!)
-        request.httpMethod = "POST"
+        var request = urlRequest("POST", path)
         request.timeoutInterval = 300
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
@@ -228,7 +247,7 @@ func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .
     let dir = try makeTemporaryDirectory(label)
     let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image)
     try await appliance.start()
-    let api = HTTPTestClient(baseURL: appliance.baseURL)
+    let api = appliance.api
     let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
     let run = ApplianceRun(appliance: appliance, api: api, instance: instance, directory: dir)
     defer {

@@ -8,8 +8,7 @@ extension HTTPTestClient {
     /// (nil for an empty or non-JSON body). No status is required: callers check it.
     func send(_ method: String, _ path: String, _ body: Any? = nil, headers: [String: String] = [:],
               timeout: TimeInterval = 120) async throws -> (Int, Any?) {
-        var request = URLRequest(url: URL(string: baseURL + path)!)
-        request.httpMethod = method
+        var request = urlRequest(method, path)
         request.timeoutInterval = timeout
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {
