@@ -74,6 +74,7 @@ struct ApplianceServer {
         let webSockets = Router(context: ViewerWebSocketContext.self)
         ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
         audioRoutes.registerWebSocket(on: webSockets)
+        proxy.registerWebSocket(on: webSockets, authenticator: authenticator)
         let runningLogger = logger
         let app = Application(
             router: router,

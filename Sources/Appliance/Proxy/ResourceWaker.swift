@@ -112,6 +112,9 @@ actor ResourceWaker {
         }
     }
 
+    /// Tests: take `upstream` as the resource's, as if its VM had come up there.
+    func prime(_ id: String, _ upstream: Upstream) { ready[id] = upstream }
+
     /// The resource was deleted: forget its state.
     func forget(_ id: String) {
         ready[id] = nil

@@ -34,5 +34,10 @@ struct SmartProxy: Sendable {
         ProxyRoutes(proxy: self).register(on: router)
     }
 
+    /// WebSocket upgrades on the proxy paths (the server's WebSocket router).
+    func registerWebSocket(on router: Router<ViewerWebSocketContext>, authenticator: Authenticator) {
+        ProxyWebSocketRoutes(proxy: self, authenticator: authenticator).register(on: router)
+    }
+
     var services: [any Service] { [forwarder, stopper] }
 }
