@@ -12,6 +12,11 @@ struct SubprocessError: Error, CustomStringConvertible {
     }
 }
 
+/// Foundation's Process.run is not safe from two threads at once on Linux: the fuzzer's
+/// concurrent boots crashed the appliance in memcpy inside Process.run while another spawn was
+/// reading the fd limit. Spawns take turns (each takes about a millisecond).
+private let spawnLock = NSLock()
+
 /// Runs a short external tool (qemu-img) without blocking a Swift concurrency thread: the
 /// process's termination handler resumes the caller.
 func runTool(_ executable: String, _ arguments: [String]) async throws -> String {
@@ -23,6 +28,8 @@ func runTool(_ executable: String, _ arguments: [String]) async throws -> String
     process.standardError = pipe
     let status: Int32 = try await withCheckedThrowingContinuation { continuation in
         process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
         do { try process.run() } catch { continuation.resume(throwing: error) }
     }
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
