@@ -14,6 +14,8 @@ final class ApplianceProcess: @unchecked Sendable {
     let port: Int
     let logPath: String
     let image: GuestImageChoice
+    /// More `serve` flags, after the usual ones (e.g. `--trusted-network`).
+    let extraArguments: [String]
     private var process: Process?
 
     static var binary: String { repositoryRoot + "/.build/debug/appliance" }
@@ -32,7 +34,7 @@ final class ApplianceProcess: @unchecked Sendable {
         var buildHint: String { self == .test ? "make test-image" : "make browser-image" }
     }
 
-    init(stateDir: String, image: GuestImageChoice = .test) throws {
+    init(stateDir: String, image: GuestImageChoice = .test, extraArguments: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) missing: run `swift build` (make test does)")
         }
@@ -40,6 +42,7 @@ final class ApplianceProcess: @unchecked Sendable {
             throw Failure("guest image missing in \(image.directory): run `\(image.buildHint)`")
         }
         self.image = image
+        self.extraArguments = extraArguments
         self.stateDir = stateDir
         self.port = try Self.freePort()
         self.logPath = stateDir + ".log"
@@ -59,7 +62,7 @@ final class ApplianceProcess: @unchecked Sendable {
         process.arguments = [
             "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
             "--image", image.directory, "--network", "user", "--log-level", "debug",
-        ] + image.arguments
+        ] + image.arguments + extraArguments
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
         }
@@ -242,10 +245,10 @@ struct ApplianceRun {
 
 /// Starts an appliance on a fresh state directory, runs `body`, and always cleans up: stops the
 /// process, destroys its domains, removes its files. A failure carries the appliance's log.
-func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test,
+func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test, arguments: [String] = [],
                    _ body: (ApplianceRun) async throws -> Void) async throws {
     let dir = try makeTemporaryDirectory(label)
-    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image)
+    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, extraArguments: arguments)
     try await appliance.start()
     let api = appliance.api
     let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
