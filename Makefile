@@ -50,6 +50,8 @@ test: setup test-image browser-image
 	# These restart the host's libvirtd (the Libvirt client's test and the appliance's), so they run alone, last.
 	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter "QemuSystemTests/reconnectsAfterLibvirtdRestart"
 	VMCLOUD_TEST_RESTART_LIBVIRTD=1 swift test --skip-build --filter LibvirtdRestartTests
+	# schemathesis (PyPI, in .venv-tools) against docs/openapi.yaml and a live appliance with the admin key.
+	bash scripts/schemathesis.sh 30
 	# 500 random operations with kill -9 of the appliance, of QEMUs and of libvirtd against a
 	# small pool, then the invariants (bench/fault/README.md); about 12 minutes, 25 at most.
 	/usr/bin/python3 bench/fault/fault_injection.py --ops 500 --report /tmp/vmcloud-fault-report.json

@@ -15,6 +15,8 @@ Needs: root, libvirtd running, .build/debug/appliance (or --binary), images/test
 import argparse, http.client, json, os, platform, shutil, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
+from vmcloud_api import admin_key, auth_headers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,20 +43,25 @@ class Appliance:
             + (extra or ["--memory", "256", "--vcpus", "1"]),
             stdout=self.log, stderr=self.log)
         self.conn = None
+        # The admin key: in <state>/admin.key before the API listens; the same after a restart.
+        self.key = None
         deadline = time.time() + 30
         while time.time() < deadline:
+            self.key = self.key or admin_key(state)
             try:
-                self.get("/v1/pool")
-                return
+                if self.key:
+                    self.get("/v1/pool")
+                    return
             except (OSError, http.client.HTTPException):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise SystemExit("appliance did not start; see " + self.log.name)
 
     def request(self, method, path):
         if self.conn is None:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            self.conn.request(method, path)
+            self.conn.request(method, path, headers=auth_headers(self.key))
             r = self.conn.getresponse()
             body = r.read()
         except (OSError, http.client.HTTPException):

@@ -35,6 +35,8 @@ packages=(
     pulseaudio pulseaudio-utils libpulse-dev
     # QEMU's PulseAudio backend (audio-pa.so) lives in qemu-system-gui
     qemu-system-gui
+    # the Python tools of the tests (schemathesis, from PyPI) live in a venv
+    python3-venv curl
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -47,6 +49,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     log "packages present"
+fi
+
+# Python tools from PyPI, in the repository's own venv (never in the system's Python).
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ ! -x "$repo/.venv-tools/bin/schemathesis" ]; then
+    log "installing schemathesis into $repo/.venv-tools"
+    /usr/bin/python3 -m venv "$repo/.venv-tools"
+    "$repo/.venv-tools/bin/pip" install -q 'schemathesis>=4,<5'
 fi
 
 # Without udev, /dev/kvm keeps the kernel's root:root 0600 instead of Debian's root:kvm 0660.

@@ -92,7 +92,11 @@ public final class ChildProcess: Sendable {
         defer { closedir(dir) }
         let own = dirfd(dir)
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // Never copy `entry.pointee`: the kernel's record is only as long as its name, and a
+            // whole `dirent` read at the end of readdir's buffer ran off the page (a crash seen
+            // with many descriptors open).
+            let namePointer = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: namePointer.assumingMemoryBound(to: CChar.self))
             guard let fd = Int32(name), fd > 2, fd != own else { continue }
             let flags = fcntl(fd, F_GETFD)
             if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }

@@ -63,4 +63,11 @@ import Testing
         let p = plan(PoolSize(min: 1, max: 1, lingerMs: 0), [vm(1, .booting, inStateFor: 61), vm(2, .booting, inStateFor: 5)])
         #expect(p.bootTimedOut == [1])
     }
+
+    @Test func aHugePoolBootsAFewAtATime() {
+        let huge = PoolSize(min: 5000, max: 10000, lingerMs: 0)
+        #expect(PoolPlanner.plan(size: huge, vms: [], openBatches: [], now: now, bootTimeout: 60, maxConcurrentBoots: 8).boot == 8)
+        let starting = [vm(1, .pending), vm(2, .booting), vm(3, .idle)]
+        #expect(PoolPlanner.plan(size: huge, vms: starting, openBatches: [], now: now, bootTimeout: 60, maxConcurrentBoots: 8).boot == 6)
+    }
 }

@@ -39,6 +39,8 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from vmcloud_api import admin_key, auth_headers  # noqa: E402
 VIRSH = ["virsh", "-c", "qemu:///system"]
 
 VM_TRANSITIONAL = {"pending", "booting", "preparing", "resetting", "destroying", "failed"}
@@ -142,11 +144,16 @@ class HTTPResult:
         return f"http_{self.status}" if self.error is None else self.error
 
 
+# Authorization: Bearer <admin key>, once Appliance.start has read <state>/admin.key (the same
+# key across restarts on the same state dir).
+API_HEADERS = {}
+
+
 def api(port, method, path, timeout=30):
     """One request on a fresh connection, so that a refused connection is seen as such."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
+        conn.request(method, path, headers={**API_HEADERS, **({"Content-Length": "0"} if method == "POST" else {})})
         r = conn.getresponse()
         return HTTPResult(r.status, r.read())
     except ConnectionRefusedError:
@@ -183,6 +190,8 @@ class Appliance:
             self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = t + timeout
         while time.monotonic() < deadline:
+            if not API_HEADERS:  # written before the API listens
+                API_HEADERS.update(auth_headers(admin_key(self.state)))
             r = api(self.port, "GET", "/v1/pool", timeout=5)
             if r.ok:
                 self.expected_running = True

@@ -14,10 +14,12 @@ Exit 1 when reproduced, 0 when not within --attempts.
 
 Usage (root): /usr/bin/python3 bench/fault/reaper_race_repro.py [--attempts 12]
 """
-import argparse, json, os, shutil, signal, socket, subprocess, tempfile, time, urllib.request
+import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from vmcloud_api import admin_key, auth_headers  # noqa: E402
 VIRSH = ["virsh", "-c", "qemu:///system"]
 
 
@@ -36,6 +38,10 @@ def main():
         port = s.getsockname()[1]
     log_path = tmp + ".log"
     log = open(log_path, "ab")
+    headers = {}  # the admin key, from <state>/admin.key once the appliance wrote it
+
+    def call(path, method="GET", timeout=10):
+        return urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers), timeout=timeout)
 
     def start():
         p = subprocess.Popen([tmp + "/appliance", "serve", "--state-dir", tmp + "/state", "--listen", f"127.0.0.1:{port}",
@@ -44,7 +50,9 @@ def main():
                              stdout=log, stderr=log)
         for _ in range(600):
             try:
-                return p, json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/pool", timeout=2))
+                if not headers:  # written before the API listens
+                    headers.update(auth_headers(admin_key(tmp + "/state")))
+                return p, json.load(call("/v1/pool", timeout=2))
             except OSError:
                 if p.poll() is not None:
                     raise SystemExit(f"appliance exited at start, see {log_path}")
@@ -52,7 +60,7 @@ def main():
         raise SystemExit(f"appliance did not answer, see {log_path}")
 
     def get(path):
-        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10))
+        return json.load(call(path))
 
     def running(prefix):
         out = subprocess.run(VIRSH + ["list", "--name"], capture_output=True, text=True).stdout
@@ -60,7 +68,7 @@ def main():
 
     proc, pool = start()
     prefix = f"vmcloud-{pool['instance']}-"
-    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/set-pool-size/3/3/0", method="POST"), timeout=10)
+    call("/set-pool-size/3/3/0", method="POST")
     hit = False
     last_event = 0
     try:

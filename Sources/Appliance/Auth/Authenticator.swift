@@ -10,8 +10,9 @@ final class Authenticator: Sendable {
     let store: Store
     let trusted: TrustedNetworks
     let counter: RequestCounter
-    /// Signed bodies are read whole to be hashed; the API's own bodies are far smaller.
-    static let maxSignedBody = 16 << 20
+    /// Signed bodies are read whole to be hashed before the signature can be checked, so the
+    /// limit is the API's largest own body (a viewer's input files, 1 MiB) and a little more.
+    static let maxSignedBody = (1 << 20) + 4096
 
     init(store: Store, trusted: TrustedNetworks, counter: RequestCounter) {
         self.store = store
@@ -71,7 +72,8 @@ final class Authenticator: Sendable {
     }
 
     private func verify(_ signature: RequestSignature, _ request: inout Request) async throws -> ClientRecord {
-        guard let client = try await store.client(signature.clientId), !client.revoked else { throw Self.unauthorized(.unknownKey) }
+        // An unknown client answers like a bad signature: ids cannot be probed.
+        guard let client = try await store.client(signature.clientId), !client.revoked else { throw Self.unauthorized(.badSignature) }
         guard signature.isFresh(now: Date()) else { throw Self.unauthorized(.stale) }
         let body: ByteBuffer
         do {

@@ -3,7 +3,8 @@ import Foundation
 
 /// A client's secret key and what the store keeps of it. The key itself is shown once and
 /// never stored; the store keeps its SHA-256 (bearer look-up) and a separate derived HMAC key
-/// (signature checks), so neither can be turned back into the key.
+/// (signature checks), so neither can be turned back into the key. The HMAC key does let its
+/// holder sign as the client: the database must stay as private as the keys (mode 0600).
 struct ClientKey: Sendable {
     let text: String
 

@@ -1,6 +1,6 @@
 import GRDB
 
-/// Which client made a batch, handle or page (nil: an admin or the legacy caller), for the
+/// Which client made a batch, handle or page (nil: the legacy caller on a trusted network), for the
 /// application role's "only its own" rule.
 extension Store {
     func batchOwner(_ id: Int64) async throws -> Int64? {

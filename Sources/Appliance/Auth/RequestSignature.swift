@@ -56,8 +56,12 @@ struct RequestSignature: Sendable, Equatable {
         guard (8...64).contains(nonce.utf8.count), nonce.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw .malformed("\(nonceHeader) must be 8 to 64 printable characters")
         }
+        // Strictly [0-9a-f]: UInt8(_:radix:) would also take "+a", and a second spelling of the
+        // same MAC must not pass the replay check as a new signature.
         let lower = signature.lowercased()
-        guard lower.utf8.count == 64, bytes(hex: lower) != nil else { throw .malformed("\(signatureHeader) must be 64 hex digits") }
+        guard lower.utf8.count == 64, lower.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw .malformed("\(signatureHeader) must be 64 hex digits")
+        }
         return RequestSignature(clientId: id, timestamp: time, nonce: nonce, signature: lower)
     }
 

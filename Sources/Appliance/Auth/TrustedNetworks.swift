@@ -29,6 +29,8 @@ struct TrustedNetworks: Sendable, Equatable {
 
     let networks: [Network]
 
+    private static let mappedPrefix: ArraySlice<UInt8> = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]
+
     static let loopback = try! TrustedNetworks(["127.0.0.0/8", "::1/128"])
 
     struct Invalid: Error, CustomStringConvertible { let description: String }
@@ -45,6 +47,10 @@ struct TrustedNetworks: Sendable, Equatable {
             guard let prefix, (0...bits).contains(prefix) else {
                 throw Invalid(description: "trusted network '\(entry.prefix(64))' has a prefix outside 0...\(bits)")
             }
+            // Peers arrive as IPv4 even on a dual-stack socket; so must ::ffff:a.b.c.d entries.
+            if bytes.count == 16, bytes.prefix(12) == Self.mappedPrefix, prefix >= 96 {
+                return Network(address: Array(bytes.suffix(4)), prefix: prefix - 96)
+            }
             return Network(address: bytes, prefix: prefix)
         }
     }
@@ -57,7 +63,7 @@ struct TrustedNetworks: Sendable, Equatable {
         case .v6(let v6):
             let raw = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
             // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
-            bytes = raw.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] ? Array(raw.suffix(4)) : raw
+            bytes = raw.prefix(12) == Self.mappedPrefix ? Array(raw.suffix(4)) : raw
         case .unixDomainSocket: return true
         }
         return networks.contains { $0.contains(bytes) }

@@ -24,7 +24,8 @@ struct ApplianceServer {
         logger.info("store open", metadata: ["path": "\(state.database)", "instance": "\(store.instanceId)"])
         if let key = try await AdminKey.ensure(store: store, path: state.adminKey) {
             // Shown once: the store keeps only derivations of it.
-            print("admin key (also in \(state.adminKey), mode 0600): \(key.text)")
+            // Unbuffered: stdout may be a file, and the line must not wait in a buffer.
+            FileHandle.standardOutput.write(Data("admin key (also in \(state.adminKey), mode 0600): \(key.text)\n".utf8))
             logger.notice("admin client created", metadata: ["keyFile": "\(state.adminKey)"])
         }
         let requestCounter = RequestCounter()

@@ -28,7 +28,7 @@ struct BlobStore: Sendable {
             hasher.update(data: chunk)
         }
         try handle.close()
-        let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let hash = hasher.finalize().hex
         let target = self.path(hash: hash)
         let fm = FileManager.default
         if fm.fileExists(atPath: target) {

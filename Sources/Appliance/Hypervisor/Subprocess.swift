@@ -1,3 +1,4 @@
+import AudioRelay
 import Foundation
 
 struct SubprocessError: Error, CustomStringConvertible {
@@ -12,20 +13,18 @@ struct SubprocessError: Error, CustomStringConvertible {
     }
 }
 
-/// Runs a short external tool (qemu-img) without blocking a Swift concurrency thread: the
-/// process's termination handler resumes the caller.
+/// Runs a short external tool (qemu-img, mkfs.ext4) without blocking a Swift concurrency
+/// thread. Spawned with posix_spawn (ChildProcess), not Foundation's Process: under the
+/// schemathesis run, with many sockets open, Process.run crashed the appliance in memcpy twice,
+/// the second time with every spawn serialised.
 func runTool(_ executable: String, _ arguments: [String]) async throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error) }
-    }
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let outputPath = NSTemporaryDirectory() + "vmcloud-tool-\(UUID().uuidString).out"
+    defer { unlink(outputPath) }
+    let child = try ChildProcess(
+        executable: executable, arguments: arguments,
+        environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"], outputPath: outputPath)
+    let status = await child.exit()
+    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     guard status == 0 else { throw SubprocessError(command: [executable] + arguments, status: status, output: output) }
     return output
 }

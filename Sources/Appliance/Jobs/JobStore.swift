@@ -69,7 +69,8 @@ extension Store {
     func insertCapture(_ page: PageRecord, waitMet: Bool) async throws -> (PageRecord, JobPageOutcome) {
         try await pool.write { db in
             let page = try Store.insertPage(db, page)
-            guard var vm = try VMRecord.fetchOne(db, key: page.vmId), vm.state == .working, let jobId = vm.jobId,
+            // A blank page is the browser between users, never the capture of a job's URL.
+            guard page.url != "about:blank", var vm = try VMRecord.fetchOne(db, key: page.vmId), vm.state == .working, let jobId = vm.jobId,
                   var job = try JobRecord.fetchOne(db, key: jobId), job.state == .running, job.vmId == vm.id,
                   let attempt = try Store.runningAttempt(db, job: jobId), attempt.vmSession == page.vmSession else {
                 return (page, .notAJob)

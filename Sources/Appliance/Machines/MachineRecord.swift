@@ -49,7 +49,7 @@ struct MachineRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePers
     var domainName: String
     var createdAt: Date
     var statusSince: Date
-    /// The client that launched it (keyed viewers); nil: an admin's.
+    /// The client that launched it (keyed viewers).
     var clientId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

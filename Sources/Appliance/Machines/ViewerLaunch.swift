@@ -142,6 +142,6 @@ struct ViewerLaunchRoutes {
     }
 
     static func newAccessKey() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.map { String(format: "%02x", $0) }.joined()
+        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.hex
     }
 }

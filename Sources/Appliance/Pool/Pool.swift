@@ -120,13 +120,13 @@ actor Pool {
 
     /// Asks a VM's agent what it has applied right now (the guest's own view, not the store's).
     func agentState(vm id: Int64) async throws -> AgentMessage {
-        try await requireRunning(id)
+        try await requireAgent(id)
         return try await agent(id).request(AgentMessage(type: .status), timeout: 10)
     }
 
     /// Loads a URL in a live VM's browser (the agent answers once it has loaded).
     func navigate(vm id: Int64, url: String) async throws {
-        try await requireRunning(id)
+        try await requireAgent(id)
         _ = try await agent(id).request(AgentMessage(type: .navigate, url: url), timeout: settings.agentTimeout)
     }
 
@@ -138,6 +138,15 @@ actor Pool {
             throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
         }
         return vm
+    }
+
+    /// A request for the guest's agent needs one that said hello: a booting VM's agent is a
+    /// conflict to retry later, not a failed gateway.
+    private func requireAgent(_ id: Int64) async throws {
+        let vm = try await requireRunning(id)
+        guard vm.state != .booting else {
+            throw APIError(status: .conflict, code: "vm_not_ready", message: "VM \(id) is booting: its agent has not said hello yet")
+        }
     }
 
     // MARK: - Reconcile
@@ -155,7 +164,7 @@ actor Pool {
             let plan = PoolPlanner.plan(
                 size: try await store.poolSize(), vms: vms,
                 openBatches: try await store.batches().filter { $0.state == .open },
-                now: Date(), bootTimeout: settings.bootTimeout)
+                now: Date(), bootTimeout: settings.bootTimeout, maxConcurrentBoots: settings.maxConcurrentBoots)
             for _ in 0..<(Date() >= bootPausedUntil ? plan.boot : 0) {
                 let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
                 startBoot(vm)

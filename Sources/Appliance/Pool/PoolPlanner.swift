@@ -12,7 +12,8 @@ struct PoolPlan: Equatable {
 
 enum PoolPlanner {
     static func plan(
-        size: PoolSize, vms: [VMRecord], openBatches: [BatchRecord], now: Date, bootTimeout: TimeInterval
+        size: PoolSize, vms: [VMRecord], openBatches: [BatchRecord], now: Date, bootTimeout: TimeInterval,
+        maxConcurrentBoots: Int = .max
     ) -> PoolPlan {
         var plan = PoolPlan()
         let live = vms.filter { $0.state.isLive }
@@ -27,7 +28,7 @@ enum PoolPlanner {
         // Batches still owed VMs take free and starting ones first; boot the rest, up to max.
         let owed = openBatches.reduce(0) { $0 + max(0, $1.size - $1.granted) }
         let wanted = max(size.min, live.count + max(0, owed - free.count - starting.count))
-        plan.boot = max(0, min(wanted, size.max) - live.count)
+        plan.boot = min(max(0, min(wanted, size.max) - live.count), max(0, maxConcurrentBoots - starting.count))
 
         // Above max: shed free VMs at once. Above min: shed those idle longer than linger.
         var count = live.count

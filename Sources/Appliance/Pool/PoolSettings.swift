@@ -10,4 +10,7 @@ struct PoolSettings: Sendable {
     var tickInterval: TimeInterval = 0.5
     /// How often the reaper looks for files and sinks of VMs that are gone (also once at start).
     var reapInterval: TimeInterval = 300
+    /// VMs booting at once, at most: a pool size of thousands must not start thousands of QEMUs
+    /// in one pass (the fuzzer's pool sizes did, on the test driver).
+    var maxConcurrentBoots = 8
 }

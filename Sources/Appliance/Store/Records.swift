@@ -66,7 +66,7 @@ struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersis
     var createdAt: Date
     /// Cookies every VM of the batch is configured with (stored as JSON).
     var cookies: [Cookie]?
-    /// The client that prepared it; nil: an admin or the legacy caller on a trusted network.
+    /// The client that prepared it; nil: the legacy caller on a trusted network.
     var clientId: Int64? = nil
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

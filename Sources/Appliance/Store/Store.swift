@@ -28,6 +28,8 @@ final class Store: Sendable {
         config.busyMode = .timeout(5)
         // Dates as epoch milliseconds would also do; GRDB's default text format sorts correctly.
         pool = try DatabasePool(path: path, configuration: config)
+        // It holds the clients' HMAC keys: owner only (SQLite gives -wal and -shm the same mode).
+        for file in [path, path + "-wal", path + "-shm"] { chmod(file, 0o600) }
         try Migrations.migrator.migrate(pool)
         instanceId = try pool.write { db in
             if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'instance'") {

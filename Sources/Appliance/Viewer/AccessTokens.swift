@@ -47,7 +47,7 @@ struct AccessTokens: Sendable {
 
     /// What the store keeps of a token.
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(token.utf8)).hex
     }
 
     /// Cheap shape check before any lookup: 43 base64url characters.

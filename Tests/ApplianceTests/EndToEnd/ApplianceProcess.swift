@@ -14,7 +14,7 @@ final class ApplianceProcess: @unchecked Sendable {
     let port: Int
     let logPath: String
     let image: GuestImageChoice
-    /// More `serve` flags (a test's own timeouts).
+    /// More `serve` flags, after the usual ones (e.g. `--trusted-network`).
     let extraArguments: [String]
     private var process: Process?
 
@@ -34,7 +34,7 @@ final class ApplianceProcess: @unchecked Sendable {
         var buildHint: String { self == .test ? "make test-image" : "make browser-image" }
     }
 
-    init(stateDir: String, image: GuestImageChoice = .test, arguments: [String] = []) throws {
+    init(stateDir: String, image: GuestImageChoice = .test, extraArguments: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) missing: run `swift build` (make test does)")
         }
@@ -42,7 +42,7 @@ final class ApplianceProcess: @unchecked Sendable {
             throw Failure("guest image missing in \(image.directory): run `\(image.buildHint)`")
         }
         self.image = image
-        self.extraArguments = arguments
+        self.extraArguments = extraArguments
         self.stateDir = stateDir
         self.port = try Self.freePort()
         self.logPath = stateDir + ".log"
@@ -248,7 +248,7 @@ struct ApplianceRun {
 func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test, arguments: [String] = [],
                    _ body: (ApplianceRun) async throws -> Void) async throws {
     let dir = try makeTemporaryDirectory(label)
-    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, arguments: arguments)
+    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, extraArguments: arguments)
     try await appliance.start()
     let api = appliance.api
     let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String

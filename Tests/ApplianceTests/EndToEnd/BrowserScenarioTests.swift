@@ -93,5 +93,23 @@ import Testing
         #expect(!history.contains { $0.hasSuffix("/second.html") }, "the browser history was wiped: \(history)")
         #expect((agent["cookies"] as? [[String: Any]] ?? []).isEmpty, "no cookie survived the reset")
         #expect(try screenShare(domain: vm["domain"] as! String, color: "c0ffee", directory: run.directory) < 0.05)
+
+        // A capture job in Chromium, with a cookie and a wait condition: the idle VM takes it and
+        // returns a real screenshot and the MHTML of the page as it rendered the cookie.
+        _ = try await api.postOK("/release/\(next)")
+        let job = try await api.object("POST", "/v1/jobs", [
+            "url": homepage, "waitForText": "cookie-value:abcdef", "timeoutMs": 240_000,
+            "cookies": [["name": "color", "value": "abcdef", "domain": "10.0.2.2", "path": "/"]],
+        ], status: 201)
+        var finished: [String: Any] = [:]
+        try await eventually("the capture job ends", timeout: 900) {
+            finished = try await api.object("GET", "/v1/jobs/\(job["id"] as! Int)")
+            return ["done", "failed"].contains(finished["state"] as? String ?? "")
+        }
+        #expect(finished["state"] as? String == "done", "\(finished)")
+        let jobPNG = try await api.bytes(try #require(finished["screenshot"] as? String))
+        #expect(jobPNG.starts(with: [0x89, 0x50, 0x4E, 0x47]) && jobPNG.count > 1000, "the job's screenshot is a real PNG")
+        let jobMHTML = decodeQuotedPrintable(String(decoding: try await api.bytes(try #require(finished["mhtml"] as? String)), as: UTF8.self))
+        #expect(jobMHTML.contains("cookie-value:abcdef"), "the job's MHTML shows its cookie")
     }
 }
