@@ -87,8 +87,10 @@ actor ResourceWaker {
     /// The server is shutting down: every wait ends within one poll.
     nonisolated func close() { closing.withLock { $0 = true } }
 
+    nonisolated var isClosing: Bool { closing.withLock { $0 } }
+
     private nonisolated func checkOpen() throws {
-        if closing.withLock({ $0 }) {
+        if isClosing {
             throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the appliance is shutting down")
         }
     }
@@ -107,15 +109,49 @@ actor ResourceWaker {
 
     private func waitForUpstream(_ resource: ResourceRecord) async throws -> Upstream {
         let id = resource.id
+        // Bounded even if something below blocks (a libvirt call while libvirtd hangs): the
+        // bring-up's own deadline plus a little.
+        let deadline = Date().addingTimeInterval(settings.startTimeout + 2)
         while let stop = stopping[id] { await stop.value }
         if let upstream = ready[id] { return upstream }
-        if let task = waking[id] { return try await task.value }
-        let task = Task { try await self.bringUp(resource) }
-        waking[id] = task
-        let result = await task.result
+        let task: Task<Upstream, Error>
+        if let existing = waking[id] {
+            task = existing
+        } else {
+            task = Task { try await self.bringUp(resource) }
+            waking[id] = task
+            Task {
+                let result = await task.result
+                self.wakeFinished(id, task, result)
+            }
+        }
+        return try await Self.value(of: task, by: deadline, isClosing: { [self] in self.isClosing }, resource: id, seconds: settings.startTimeout)
+    }
+
+    private func wakeFinished(_ id: String, _ task: Task<Upstream, Error>, _ result: Result<Upstream, Error>) {
         if waking[id] == task { waking[id] = nil }
         if case .success(let upstream) = result { ready[id] = upstream }
-        return try result.get()
+    }
+
+    /// The task's value, or 504 at `deadline`, or 503 once the appliance closes, whichever is
+    /// first; the task itself runs on.
+    private static func value(of task: Task<Upstream, Error>, by deadline: Date, isClosing: @escaping @Sendable () -> Bool, resource: String,
+                              seconds: TimeInterval) async throws -> Upstream {
+        let once = ResumeOnce<Upstream>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            Task { once.resume(await task.result) }
+            Task {
+                while Date() < deadline, !once.done, !isClosing() {
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                if isClosing() {
+                    once.resume(.failure(APIError(status: .serviceUnavailable, code: "shutting_down", message: "the appliance is shutting down")))
+                }
+                once.resume(.failure(APIError(status: .gatewayTimeout, code: "upstream_timeout",
+                                              message: "resource \(resource) did not come up within \(Int(seconds.rounded())) s (libvirt or the VM did not answer)")))
+            }
+        }
     }
 
     /// A forward found `upstream` unreachable: the next request looks again.
@@ -254,5 +290,26 @@ actor ResourceWaker {
         } catch {
             logger.error("stopping an idle resource failed", metadata: ["resource": "\(id)", "error": "\(error)"])
         }
+    }
+}
+
+/// A continuation resumed by the first of several racers.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Error>?, done: Bool)>((nil, false))
+
+    var done: Bool { state.withLock { $0.done } }
+
+    func set(_ continuation: CheckedContinuation<T, Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func resume(_ result: Result<T, Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<T, Error>? in
+            guard !state.done else { return nil }
+            state.done = true
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(with: result)
     }
 }
