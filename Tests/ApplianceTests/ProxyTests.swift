@@ -222,6 +222,35 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 3, "ended within a poll, not after the 60 s start wait")
     }
 
+    /// A request arriving while an idle stop runs waits for it, then wakes the VM again (here:
+    /// a bounded 504, no reconciler runs). It once spun on the actor, awaiting the finished stop
+    /// task again and again, and hung the appliance.
+    @Test(.timeLimit(.minutes(1))) func aRequestDuringAStopWaitsThenWakesAgain() async throws {
+        let harness = try await APIHarness()
+        defer { try? FileManager.default.removeItem(atPath: harness.directory) }
+        try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        let resource = try Self.request(#"{"id":"web","port":80,"idle_timeout":1,"image":"disk.qcow2"}"#)
+            .validated(host: .init(kvmUsable: false, images: harness.machines.images))
+        let store = harness.pool.store
+        try await store.createResource(resource)
+        _ = try await store.ensureResourceMachine("web")
+        let waker = ResourceWaker(machines: harness.machines, settings: .init(startTimeout: 1, stopTimeout: 1), logger: Logger(label: "test"))
+        let now = Date()
+        #expect(await waker.stopIfIdle(resource, now: now) == false)
+        #expect(await waker.stopIfIdle(resource, now: now.addingTimeInterval(2)) == true, "a stop begins")
+        #expect(try await store.machines().first?.desired == .stopped)
+        let started = Date()
+        do {
+            _ = try await waker.upstream(for: resource)
+            Issue.record("no VM can answer here")
+        } catch let error as APIError {
+            #expect(error.code == "upstream_timeout", "\(error.message)")
+        }
+        #expect(Date().timeIntervalSince(started) < 6, "the stop's wait (1 s) and the start wait (1 s), not a hang")
+        #expect(try await store.machines().first?.desired == .running, "the request wanted it running again")
+    }
+
     /// The stop decision: never while a request is open, a full idle timeout after the last
     /// activity, and a first sighting (after a restart) starts the clock.
     @Test func idleStopNeedsAFullQuietTimeout() async throws {

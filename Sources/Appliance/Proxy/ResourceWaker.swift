@@ -260,18 +260,17 @@ actor ResourceWaker {
         ready[id] = nil
         lastActive[id] = nil
         let idle = Int(now.timeIntervalSince(last))
-        let task = Task { await self.stop(id, reason: "no request for \(idle) s (idle timeout \(resource.idleTimeout) s)") }
-        stopping[id] = task
-        Task {
-            await task.value
-            self.stopFinished(id, task)
+        // The task clears its own entry before it completes, so a request that waited for it
+        // finds it gone (awaiting a finished task does not suspend: a leftover entry would make
+        // the waiter's loop spin on the actor).
+        stopping[id] = Task {
+            await self.stop(id, reason: "no request for \(idle) s (idle timeout \(resource.idleTimeout) s)")
+            self.stopFinished(id)
         }
         return true
     }
 
-    private func stopFinished(_ id: String, _ task: Task<Void, Never>) {
-        if stopping[id] == task { stopping[id] = nil }
-    }
+    private func stopFinished(_ id: String) { stopping[id] = nil }
 
     /// Wants the VM stopped and waits (bounded) until it is, so that a request arriving
     /// meanwhile starts it cleanly again instead of reaching a VM going down.
