@@ -28,7 +28,7 @@ def log(msg):
 
 class API:
     def __init__(self, url, key):
-        self.url, self.key = url.rstrip("/"), key
+        self.url, self.key, self.pid = url.rstrip("/"), key, None
 
     def call(self, method, path, body=None, timeout=300):
         data = json.dumps(body).encode() if body is not None else None
@@ -96,6 +96,7 @@ def own_appliance(args):
                 subprocess.run(["virsh", "-c", "qemu:///system", "destroy", name], capture_output=True)
         if os.environ.get("KEEP_BENCH_STATE") != "1":
             shutil.rmtree(work, ignore_errors=True)
+    api.pid = proc.pid
     return api, cleanup, str(binary)
 
 
@@ -122,6 +123,14 @@ def timed_get(api, path):
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
+def cpu_seconds(pid):
+    """The process's user + system CPU time (s), from /proc; None without a pid."""
+    if pid is None:
+        return None
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url, seconds, connections, threads, key=None):
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s"]
     if key:
@@ -134,7 +143,8 @@ def wrk(url, seconds, connections, threads, key=None):
         lat[p] = float(m.group(1)) * UNITS[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"],
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "requests": total, "p50_ms": lat["50"], "p99_ms": lat["99"],
             "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": sock.group(1) if sock else ""}
 
 
@@ -203,9 +213,20 @@ def main():
         wrk(proxy_url, 2, args.connections, args.threads, api.key)
         direct, proxy = [], []
         for r in range(args.rounds):
+            idle_before = cpu_seconds(api.pid)
             with KeepAwake(api, f"/r/{rid}{path}"):
                 direct.append(wrk(direct_url, args.seconds, args.connections, args.threads))
+            if idle_before is not None:
+                # The appliance's own background work (reconciler polls, pid watcher, idle sweeps)
+                # while it proxies almost nothing: subtracted from the proxied rounds' CPU.
+                direct[-1]["appliance_cpu_s_per_s"] = (cpu_seconds(api.pid) - idle_before) / args.seconds
+            before = cpu_seconds(api.pid)
             proxy.append(wrk(proxy_url, args.seconds, args.connections, args.threads, api.key))
+            if before is not None:
+                background = direct[-1].get("appliance_cpu_s_per_s", 0) * args.seconds
+                used = cpu_seconds(api.pid) - before
+                proxy[-1]["appliance_cpu_us_per_request"] = (used - background) / proxy[-1]["requests"] * 1e6
+                proxy[-1]["appliance_cpu_share"] = used / args.seconds
             log(f"round {r + 1}: direct {direct[-1]['rps']:.0f} req/s p99 {direct[-1]['p99_ms']:.1f} ms; "
                 f"proxy {proxy[-1]['rps']:.0f} req/s p99 {proxy[-1]['p99_ms']:.1f} ms")
         results["direct"], results["proxy"] = direct, proxy
@@ -235,6 +256,9 @@ def main():
     ]
     lines = ["| metric | direct to guest | through /r/{id}/ | proxy / direct |", "|---|---|---|---|"]
     lines += [f"| {name} | {d:.1f} | {p:.1f} | {ratio:.2f} |" for name, d, p, ratio in rows]
+    if all("appliance_cpu_us_per_request" in x for x in proxy):
+        lines.append(f"| appliance CPU per proxied request, µs (median, background subtracted) | - | {med(proxy, 'appliance_cpu_us_per_request'):.0f} | - |")
+        lines.append(f"| appliance CPU, cores busy (median) | {med(direct, 'appliance_cpu_s_per_s'):.2f} | {med(proxy, 'appliance_cpu_share'):.2f} | - |")
     lines.append(f"| cold start after scale to zero, s (median of {len(colds)}) | - | {statistics.median(colds):.2f} | - |")
     lines.append(f"| first request, VM created, s | - | {first:.2f} | - |")
     table = "\n".join(lines)
