@@ -13,8 +13,11 @@ fi
 packages=(
     # hypervisor
     libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
-    # libvirt's NAT network for the guests (--network nat, the default)
+    # libvirt's NAT network for the guests (--network nat, the default), and always for smart
+    # proxy resources' VMs: the host reaches their ports there (see README, "Smart proxy")
     dnsmasq-base
+    # the smart proxy benchmark (bench/proxy_bench.sh)
+    wrk
     # building the test image
     cpio busybox-static
     # building the browser image (`appliance image build`): debootstrap, mkfs.ext4 -d, strip

@@ -53,7 +53,8 @@ struct APIHarness {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let app = Application(router: ApplianceServer.router(
             pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
-            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" }), machines: machines))
+            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" }), machines: machines,
+            proxy: SmartProxy(machines: machines, logger: Logger(label: "test"))))
         let key = authenticated ? adminKey : nil
         try await app.test(.router) { client in try await body(KeyedTestClient(inner: client, key: key)) }
         await libvirt.close()

@@ -68,10 +68,14 @@ struct ApplianceServer {
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         let screens = ScreenshotCache { try await libvirt.screenshot(domainName: $0) }
         let audioRoutes = AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) })
-        let router = Self.router(pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines, defaultCookies: config.defaultCookies)
+        let proxy = SmartProxy(
+            machines: machines, settings: .init(startTimeout: config.proxyStartTimeout, upstreamTimeout: config.proxyUpstreamTimeout), logger: logger)
+        let router = Self.router(pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: screens, audio: audioRoutes, machines: machines,
+                                 proxy: proxy, defaultCookies: config.defaultCookies)
         let webSockets = Router(context: ViewerWebSocketContext.self)
         ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
         audioRoutes.registerWebSocket(on: webSockets)
+        proxy.registerWebSocket(on: webSockets, authenticator: authenticator)
         let runningLogger = logger
         let app = Application(
             router: router,
@@ -81,7 +85,7 @@ struct ApplianceServer {
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
             services: [PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
                        ViewerAccessService(access: viewer, logger: logger),
-                       RequestCounterService(counter: requestCounter, store: store, logger: logger)],
+                       RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services,
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -128,7 +132,7 @@ extension ApplianceServer {
     /// Every route of the API over one pool.
     static func router(
         pool: Pool, authenticator: Authenticator, blobs: BlobStore, viewer: ViewerAccess, screens: ScreenshotCache, audio: AudioRoutes,
-        machines: MachineService? = nil, defaultCookies: [AgentProtocol.Cookie] = []
+        machines: MachineService? = nil, proxy: SmartProxy? = nil, defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
@@ -146,6 +150,7 @@ extension ApplianceServer {
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
         audio.register(on: router)
+        proxy?.register(on: router)
         return router
     }
 }

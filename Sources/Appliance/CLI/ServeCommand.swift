@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval, trustedNetworks) plus defaultCookies, the cookies of batches made by /prepare-batch.")
+    @Option(help: "JSON config file; its keys mirror the flags (listen, stateDir, libvirtURI, accel, image, network, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel, publicURL, audio, reconcileInterval, trustedNetworks, proxyStartTimeout, proxyUpstreamTimeout) plus defaultCookies, the cookies of batches made by /prepare-batch.")
     var config: String?
 
     @Option(help: "Address to serve the API on, HOST:PORT. (default: 0.0.0.0:8080)")
@@ -60,6 +60,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("trusted-network"), help: "A network (ADDRESS/PREFIX) whose unauthenticated calls to the six vmcloud endpoints are allowed; repeat for more. (default: 127.0.0.0/8 and ::1/128)")
     var trustedNetworks: [String] = []
 
+    @Option(help: "Seconds a smart proxy request waits for its resource's VM to start and its guest port to answer, then 504/502. (default: 120)")
+    var proxyStartTimeout: Double?
+
+    @Option(help: "Seconds the smart proxy waits for a resource's response head, and between reads of its body. (default: 60)")
+    var proxyUpstreamTimeout: Double?
+
     func resolvedConfig() throws -> ServeConfig {
         var settings = ServeConfig()
         if let config { try settings.apply(file: config) }
@@ -78,6 +84,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let audio { settings.audio = audio }
         if let reconcileInterval { settings.reconcileInterval = reconcileInterval }
         if !trustedNetworks.isEmpty { try settings.setTrustedNetworks(trustedNetworks) }
+        if let proxyStartTimeout { settings.proxyStartTimeout = proxyStartTimeout }
+        if let proxyUpstreamTimeout { settings.proxyUpstreamTimeout = proxyUpstreamTimeout }
         try settings.validate()
         return settings
     }

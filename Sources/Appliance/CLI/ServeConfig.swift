@@ -30,6 +30,10 @@ struct ServeConfig: Equatable, Sendable {
     var reconcileInterval: Double = 5
     /// Networks whose unauthenticated calls to the six vmcloud endpoints are allowed.
     var trustedNetworks: TrustedNetworks = .loopback
+    /// Seconds a smart proxy request waits for its resource's VM to start and answer.
+    var proxyStartTimeout: Double = 120
+    /// Seconds the smart proxy waits for an upstream's response head and between body reads.
+    var proxyUpstreamTimeout: Double = 60
 
     var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
@@ -58,10 +62,13 @@ struct ServeConfig: Equatable, Sendable {
         var audio: Bool?
         var reconcileInterval: Double?
         var trustedNetworks: [String]?
+        var proxyStartTimeout: Double?
+        var proxyUpstreamTimeout: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, stateDir, libvirtURI, accel, image, memoryMiB, vcpus, bootTimeout, agentTimeout, logLevel
             case defaultCookies, network, publicURL, audio, reconcileInterval, trustedNetworks
+            case proxyStartTimeout, proxyUpstreamTimeout
         }
     }
 
@@ -101,6 +108,8 @@ struct ServeConfig: Equatable, Sendable {
         if let v = file.audio { audio = v }
         if let v = file.reconcileInterval { reconcileInterval = v }
         if let v = file.trustedNetworks { try setTrustedNetworks(v) }
+        if let v = file.proxyStartTimeout { proxyStartTimeout = v }
+        if let v = file.proxyUpstreamTimeout { proxyUpstreamTimeout = v }
         if let v = file.defaultCookies {
             do { defaultCookies = try InputValidation.cookies(v) } catch let error as APIError {
                 throw Invalid(description: "config file \(path): defaultCookies: \(error.message)")
@@ -154,6 +163,8 @@ struct ServeConfig: Equatable, Sendable {
         guard (1...256).contains(vcpus) else { throw Invalid(description: "vcpus must be 1..256, got \(vcpus)") }
         guard bootTimeout > 0, agentTimeout > 0 else { throw Invalid(description: "timeouts must be positive") }
         guard (0.1...3600).contains(reconcileInterval) else { throw Invalid(description: "reconcile interval must be 0.1..3600 s, got \(reconcileInterval)") }
+        guard (1...3600).contains(proxyStartTimeout) else { throw Invalid(description: "proxy start timeout must be 1..3600 s, got \(proxyStartTimeout)") }
+        guard (1...3600).contains(proxyUpstreamTimeout) else { throw Invalid(description: "proxy upstream timeout must be 1..3600 s, got \(proxyUpstreamTimeout)") }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw Invalid(description: "log level must be one of trace, debug, info, notice, warning, error, critical")
         }

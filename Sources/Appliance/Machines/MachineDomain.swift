@@ -28,7 +28,7 @@ struct MachineDomain {
             diskPath: disks.hda,
             extraDisks: extra,
             cdrom: .init(mediaPath: disks.cdrom),
-            networkName: network.libvirtNetwork,
+            networkName: (spec.network ?? network).libvirtNetwork,
             channel: spec.runAgent ? .init(socketPath: files.agentSocket, targetName: Hypervisor.agentChannelName) : nil,
             serialLogPath: files.consoleLog,
             vncSocketPath: files.vncSocket,

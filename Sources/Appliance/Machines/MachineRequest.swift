@@ -32,6 +32,9 @@ struct MachineRequest: Decodable {
         guard viewer == name.hasPrefix("viewer.") else {
             throw APIError.badRequest("names starting with 'viewer.' are reserved for keyed viewers")
         }
+        guard !name.hasPrefix("resource.") else {
+            throw APIError.badRequest("names starting with 'resource.' are reserved for smart proxy resources")
+        }
         let hypervisor = try MachineValidation.hypervisor(hypervisor, kvmUsable: host.kvmUsable)
         guard let arch = MachineSpec.Arch(rawValue: sys_arch ?? "x86_64") else {
             throw APIError.badRequest("sys_arch must be x86_64 or i386, got '\((sys_arch ?? "").prefix(40))'")

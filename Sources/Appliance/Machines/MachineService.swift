@@ -77,6 +77,8 @@ struct MachineService: Sendable {
     private func requireUnowned(_ machine: MachineRecord, asOwner: Bool) throws {
         guard let owner = machine.ownerKey, !asOwner else { return }
         throw APIError(status: .conflict, code: "vm_owned",
-                       message: "VM \(machine.name) belongs to \(owner); change it through /v1/viewers with its access key")
+                       message: owner.hasPrefix("resource:")
+                           ? "VM \(machine.name) belongs to smart proxy \(owner); it is started by requests and stopped when idle (DELETE /v1/resources/{id} removes it)"
+                           : "VM \(machine.name) belongs to \(owner); change it through /v1/viewers with its access key")
     }
 }

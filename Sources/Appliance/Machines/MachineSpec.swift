@@ -34,6 +34,9 @@ struct MachineSpec: Codable, Sendable, Equatable {
     var stopGrace: Int
     /// Files put on a small read-only disk (`vdc`, ext4, label `vmcloud-in`): name -> content.
     var inputFiles: [String: String]?
+    /// The network of this VM when it is not the appliance's `--network` (a smart proxy
+    /// resource's VM is on libvirt's NAT network so that the host can reach its port).
+    var network: GuestNetwork? = nil
 }
 
 extension MachineSpec {

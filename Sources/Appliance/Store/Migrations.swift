@@ -189,6 +189,8 @@ enum Migrations {
             try db.alter(table: "vm") { t in t.add(column: "jobId", .integer) }
             try db.alter(table: "event") { t in t.add(column: "jobId", .integer) }
         }
+        // Smart proxy resources (Proxy/ResourceStore.swift).
+        migrator.registerMigration("v7-resources", migrate: ResourceSchema.v7)
         return migrator
     }
 }

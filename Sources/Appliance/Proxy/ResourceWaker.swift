@@ -1,0 +1,233 @@
+import Foundation
+import Libvirt
+import Logging
+import NIOCore
+
+/// Where a resource's requests go: its VM's address on libvirt's NAT network and the port.
+struct Upstream: Sendable, Equatable {
+    let host: String
+    let port: Int
+    let machineId: Int64
+}
+
+/// Start once, wait until the guest port answers, and the activity that keeps a VM awake.
+///
+/// Concurrent cold requests for one resource share one bring-up task (in this process); the
+/// store's owner key (one live VM per `resource:<id>`, a partial unique index, looked up and
+/// inserted in one transaction) keeps it to one VM across processes and restarts. A bring-up
+/// asks for the VM (new, or its stopped one wanted running), then polls every 100 ms until
+/// libvirt's DHCP server has leased it an address and a TCP connect to the guest port
+/// succeeds, all within `startTimeout`. Once up, the address is kept until the VM stops.
+///
+/// Activity (requests in flight, including responses still streaming, and the time of the
+/// last one) lives in the same actor as the stop decision, so a request that begins is either
+/// counted before the idle check or waits for the stop to finish and wakes the VM again:
+/// never a request forwarded to a VM being stopped.
+actor ResourceWaker {
+    struct Settings: Sendable {
+        /// How long a request waits for a VM to start and its port to answer.
+        var startTimeout: TimeInterval = 120
+        var pollInterval: TimeInterval = 0.1
+        /// How long one connect to the guest port may take.
+        var probeTimeout: TimeInterval = 1
+        /// How long a stop may take before requests stop waiting for it.
+        var stopTimeout: TimeInterval = 60
+    }
+
+    nonisolated let machines: MachineService
+    nonisolated let settings: Settings
+    nonisolated let logger: Logger
+
+    private var ready: [String: Upstream] = [:]
+    private var waking: [String: Task<Upstream, Error>] = [:]
+    private var stopping: [String: Task<Void, Never>] = [:]
+    private var open: [String: Int] = [:]
+    private var lastActive: [String: Date] = [:]
+    /// Bring-ups that found the VM not answering yet (a start), per resource, since this process began.
+    private(set) var starts: [String: Int] = [:]
+
+    init(machines: MachineService, settings: Settings = Settings(), logger: Logger) {
+        self.machines = machines
+        self.settings = settings
+        self.logger = logger
+    }
+
+    nonisolated var store: Store { machines.store }
+
+    // MARK: - Activity
+
+    /// A request (or connection) for `id` begins; pair with `end`.
+    func begin(_ id: String) {
+        open[id, default: 0] += 1
+        lastActive[id] = Date()
+    }
+
+    func end(_ id: String) {
+        let left = (open[id] ?? 1) - 1
+        open[id] = left > 0 ? left : nil
+        lastActive[id] = Date()
+    }
+
+    struct Activity: Sendable {
+        var open: Int
+        /// Seconds since the last request began or ended; nil: none since this process began.
+        var idleSeconds: Double?
+        var starts: Int
+    }
+
+    func activity(_ id: String) -> Activity {
+        Activity(open: open[id] ?? 0, idleSeconds: lastActive[id].map { Date().timeIntervalSince($0) }, starts: starts[id] ?? 0)
+    }
+
+    // MARK: - Start once
+
+    /// The resource's upstream, starting its VM and waiting for its port if need be.
+    func upstream(for resource: ResourceRecord) async throws -> Upstream {
+        let id = resource.id
+        while let stop = stopping[id] { await stop.value }
+        if let upstream = ready[id] { return upstream }
+        if let task = waking[id] { return try await task.value }
+        let task = Task { try await self.bringUp(resource) }
+        waking[id] = task
+        let result = await task.result
+        if waking[id] == task { waking[id] = nil }
+        if case .success(let upstream) = result { ready[id] = upstream }
+        return try result.get()
+    }
+
+    /// A forward found `upstream` unreachable: the next request looks again.
+    func invalidate(_ id: String, _ upstream: Upstream) {
+        if ready[id] == upstream { ready[id] = nil }
+    }
+
+    /// The idle stopper's view of the VM: a kept address is dropped once the VM is not the one
+    /// that answered or not running any more (a crash, a restart, a stop from elsewhere).
+    func revalidate(_ id: String, machine: MachineRecord?) {
+        guard let upstream = ready[id] else { return }
+        guard let machine, machine.id == upstream.machineId, machine.desired == .running,
+              machine.status == .running || machine.status == .installing
+        else {
+            ready[id] = nil
+            return
+        }
+    }
+
+    /// Tests: take `upstream` as the resource's, as if its VM had come up there.
+    func prime(_ id: String, _ upstream: Upstream) { ready[id] = upstream }
+
+    /// The resource was deleted: forget its state.
+    func forget(_ id: String) {
+        ready[id] = nil
+        lastActive[id] = nil
+    }
+
+    private nonisolated func bringUp(_ resource: ResourceRecord) async throws -> Upstream {
+        let id = resource.id
+        let started = Date()
+        let deadline = started.addingTimeInterval(settings.startTimeout)
+        let libvirt = machines.reconciler.libvirt
+        do {
+            _ = try await libvirt.ensureNetworkActive(name: "default")
+        } catch let error as LibvirtError where !error.isConnectionFailure {
+            throw APIError(status: .serviceUnavailable, code: "network_unavailable",
+                           message: "libvirt's NAT network 'default' cannot be started (\(error)); install dnsmasq-base")
+        }
+        guard let (machine, created) = try await store.ensureResourceMachine(id) else {
+            throw APIError.notFound("no resource '\(id)'")
+        }
+        machines.reconciler.kick()
+        var problem = "its VM is \(machine.status.rawValue)"
+        var guestUp = false
+        var firstTry = true
+        while true {
+            guard let current = try await store.machine(machine.id!), current.desired != .destroyed else {
+                throw APIError.notFound("resource '\(id)' was deleted")
+            }
+            switch current.status {
+            case .failedToStart:
+                throw APIError(status: .badGateway, code: "upstream_failed",
+                               message: "the VM of resource \(id) failed to start: \(current.reason ?? "no reason recorded")")
+            case .installing, .running:
+                if let address = try await libvirt.leasedIPv4Addresses(domain: current.domainName)?.first {
+                    guestUp = true
+                    let remaining = max(0.05, min(settings.probeTimeout, deadline.timeIntervalSinceNow))
+                    switch await PortProbe.probe(host: address, port: resource.port, timeout: .milliseconds(Int64(remaining * 1000))) {
+                    case .open:
+                        let waited = Date().timeIntervalSince(started)
+                        if !firstTry || created { await countStart(id) }
+                        logger.info("resource up", metadata: [
+                            "resource": "\(id)", "machine": "\(current.id!)", "address": "\(address):\(resource.port)",
+                            "waited": "\(String(format: "%.2f", waited)) s", "created": "\(created)"])
+                        return Upstream(host: address, port: resource.port, machineId: current.id!)
+                    case .closed(let why):
+                        problem = "guest port \(resource.port) at \(address): \(why)"
+                    }
+                } else {
+                    problem = "its VM runs; no DHCP lease yet"
+                }
+            default:
+                problem = "its VM is \(current.status.rawValue)"
+            }
+            firstTry = false
+            guard Date() < deadline else { break }
+            try await Task.sleep(for: .seconds(settings.pollInterval))
+        }
+        let seconds = Int(settings.startTimeout.rounded())
+        if guestUp {
+            throw APIError(status: .badGateway, code: "upstream_refused",
+                           message: "resource \(id): its VM runs but \(problem) (waited \(seconds) s)")
+        }
+        throw APIError(status: .gatewayTimeout, code: "upstream_timeout",
+                       message: "resource \(id) did not come up within \(seconds) s: \(problem)")
+    }
+
+    private func countStart(_ id: String) { starts[id, default: 0] += 1 }
+
+    // MARK: - Idle stop
+
+    /// Stops the resource's VM if nothing used it for its idle timeout; true if it began a stop.
+    /// A resource never seen active since this process began gets a full timeout from now.
+    @discardableResult
+    func stopIfIdle(_ resource: ResourceRecord, now: Date = Date()) -> Bool {
+        let id = resource.id
+        guard open[id] == nil, waking[id] == nil, stopping[id] == nil else { return false }
+        guard let last = lastActive[id] else {
+            lastActive[id] = now
+            return false
+        }
+        guard now.timeIntervalSince(last) >= Double(resource.idleTimeout) else { return false }
+        ready[id] = nil
+        lastActive[id] = nil
+        let idle = Int(now.timeIntervalSince(last))
+        let task = Task { await self.stop(id, reason: "no request for \(idle) s (idle timeout \(resource.idleTimeout) s)") }
+        stopping[id] = task
+        Task {
+            await task.value
+            self.stopFinished(id, task)
+        }
+        return true
+    }
+
+    private func stopFinished(_ id: String, _ task: Task<Void, Never>) {
+        if stopping[id] == task { stopping[id] = nil }
+    }
+
+    /// Wants the VM stopped and waits (bounded) until it is, so that a request arriving
+    /// meanwhile starts it cleanly again instead of reaching a VM going down.
+    private nonisolated func stop(_ id: String, reason: String) async {
+        do {
+            guard let machine = try await store.stopResourceMachine(id, reason: reason) else { return }
+            logger.info("resource idle: stopping its VM", metadata: ["resource": "\(id)", "machine": "\(machine.id!)", "reason": "\(reason)"])
+            machines.reconciler.kick()
+            let deadline = Date().addingTimeInterval(settings.stopTimeout)
+            while Date() < deadline {
+                guard let current = try await store.machine(machine.id!) else { return }
+                if current.desired != .stopped || [.stopped, .failedToSave, .failedToStart, .destroyed].contains(current.status) { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            logger.warning("resource VM still stopping", metadata: ["resource": "\(id)", "machine": "\(machine.id!)"])
+        } catch {
+            logger.error("stopping an idle resource failed", metadata: ["resource": "\(id)", "error": "\(error)"])
+        }
+    }
+}

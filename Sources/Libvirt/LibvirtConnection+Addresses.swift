@@ -1,0 +1,41 @@
+import CLibvirt
+import Glibc
+
+/// Guest addresses as the host's DHCP server handed them out (virDomainInterfaceAddresses with
+/// the lease source: dnsmasq of a libvirt network). Host-side truth: nothing the guest says.
+extension LibvirtConnection {
+    /// The IPv4 addresses leased to the domain's interfaces; empty when it has none (yet), nil
+    /// when there is no such domain.
+    func leasedIPv4Addresses(domain name: String) throws -> [String]? {
+        guard let conn = pointer else { throw LibvirtClientError.notConnected }
+        guard let dom = try DomainHandle.lookup(conn, name: name) else { return nil }
+        var list: UnsafeMutablePointer<virDomainInterfacePtr?>?
+        let count = virDomainInterfaceAddresses(dom.pointer, &list, UInt32(VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE.rawValue), 0)
+        guard count >= 0 else {
+            let error = LibvirtError.takeLast(operation: "virDomainInterfaceAddresses(\(name))")
+            if error.isNoSuchDomain { return nil }
+            throw error
+        }
+        guard let list else { return [] }
+        defer {
+            for index in 0..<Int(count) { if let iface = list[index] { virDomainInterfaceFree(iface) } }
+            free(list)
+        }
+        var addresses: [String] = []
+        for index in 0..<Int(count) {
+            guard let iface = list[index]?.pointee, let addrs = iface.addrs else { continue }
+            for a in 0..<Int(iface.naddrs) where addrs[a].type == Int32(VIR_IP_ADDR_TYPE_IPV4.rawValue) {
+                if let text = addrs[a].addr { addresses.append(String(cString: text)) }
+            }
+        }
+        return addresses
+    }
+}
+
+extension LibvirtClient {
+    /// The IPv4 addresses libvirt's DHCP server leased to the domain (empty before its guest
+    /// asked; nil for no such domain).
+    public func leasedIPv4Addresses(domain name: String) async throws -> [String]? {
+        try await perform { try $0.leasedIPv4Addresses(domain: name) }
+    }
+}

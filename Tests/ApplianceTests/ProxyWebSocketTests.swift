@@ -1,0 +1,90 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Testing
+import Synchronization
+import WSClient
+@testable import Appliance
+
+/// WebSocket forwarding through the proxy's paths, against a WebSocket echo service on
+/// loopback standing in for a resource's guest (the test image's httpd speaks no WebSocket).
+@Suite struct ProxyWebSocketTests {
+    /// The guest: tells what it received (path, credentials, forwarded headers), then echoes.
+    static func echoService() -> some ApplicationProtocol {
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        router.ws("/echo") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
+            let request = context.request
+            let seen = "path=\(request.uri.string) auth=\(request.headers[.authorization] ?? "none") prefix=\(request.headers[.init("X-Forwarded-Prefix")!] ?? "-")"
+            try await outbound.write(.text(seen))
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                switch message {
+                case .text(let text): try await outbound.write(.text("echo:" + text))
+                case .binary(let data): try await outbound.write(.binary(data))
+                }
+            }
+        }
+        return Application(router: Router(), server: .http1WebSocketUpgrade(webSocketRouter: router),
+                           configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    @Test func framesGoBothWaysAndRefusalsAreNotUpgraded() async throws {
+        let harness = try await APIHarness()
+        defer { try? FileManager.default.removeItem(atPath: harness.directory) }
+        try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        let store = harness.pool.store
+        let resource = try JSONDecoder().decode(ResourceRequest.self, from: Data(#"{"id":"ws","port":1,"groups":"g1","image":"disk.qcow2"}"#.utf8))
+            .validated(host: .init(kvmUsable: false, images: harness.machines.images))
+        try await store.createResource(resource)
+        let member = try await store.createClient(email: "m@example.test", role: .application, groups: ["g1"]).1.text
+        let outsider = try await store.createClient(email: "o@example.test", role: .application, groups: ["g2"]).1.text
+
+        let proxy = SmartProxy(machines: harness.machines, logger: Logger(label: "test"))
+        let http = Router(context: AppRequestContext.self)
+        http.add(middleware: JSONErrorMiddleware())
+        http.add(middleware: AuthMiddleware(authenticator: harness.authenticator))
+        proxy.register(on: http)
+        let webSockets = Router(context: ViewerWebSocketContext.self)
+        proxy.registerWebSocket(on: webSockets, authenticator: harness.authenticator)
+        let app = Application(router: http, server: .http1WebSocketUpgrade(webSocketRouter: webSockets, configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+
+        try await Self.echoService().test(.live) { guest in
+            await proxy.waker.prime("ws", Upstream(host: "127.0.0.1", port: guest.port!, machineId: 0))
+            try await app.test(.live) { client in
+                let base = "ws://127.0.0.1:\(client.port!)"
+                let lines = try await Self.exchange(base + "/r/ws/echo?x=1&key=\(member)", headers: [:], send: ["hello", "second"])
+                #expect(lines.first == "path=/echo?x=1 auth=none prefix=/r/ws", "the key and the credentials stay here: \(lines)")
+                #expect(Array(lines.dropFirst()) == ["echo:hello", "echo:second"])
+                let smart = try await Self.exchange(base + "/smart_proxy/ws/g1/echo", headers: [.authorization: "Bearer \(member)"], send: ["x"])
+                #expect(smart == ["path=/echo auth=none prefix=/smart_proxy/ws/g1", "echo:x"])
+
+                // Refused before the upgrade: the HTTP route answers instead.
+                for (url, headers) in [(base + "/r/ws/echo", HTTPFields()), (base + "/r/ws/echo?key=\(outsider)", HTTPFields()),
+                                       (base + "/smart_proxy/ws/g2/echo", [.authorization: "Bearer \(member)"] as HTTPFields)] {
+                    await #expect(throws: (any Error).self, "\(url)") { _ = try await Self.exchange(url, headers: headers, send: ["x"]) }
+                }
+                #expect(await proxy.waker.activity("ws").open == 0, "the connections' activity ended with them")
+            }
+        }
+    }
+
+    /// Connects, sends `send`, and collects the text messages until the guest's hello and one
+    /// answer per message have come.
+    static func exchange(_ url: String, headers: HTTPFields, send: [String]) async throws -> [String] {
+        let received = Mutex<[String]>([])
+        try await WebSocketClient.connect(url: url, configuration: .init(additionalHeaders: headers), logger: Logger(label: "ws-test")) { inbound, outbound, _ in
+            for text in send { try await outbound.write(.text(text)) }
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case .text(let text) = message else { continue }
+                let count = received.withLock { $0.append(text); return $0.count }
+                if count == send.count + 1 { break }
+            }
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        return received.withLock { $0 }
+    }
+}
