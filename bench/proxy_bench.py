@@ -16,7 +16,7 @@ Prints a table (direct, proxy, ratio) and writes bench/proxy-results.{json,md}.
 Needs: root, libvirtd, wrk (scripts/setup.sh installs it).
 """
 import argparse, json, os, platform, re, shutil, socket, statistics, subprocess, sys, tempfile, time
-import urllib.request, urllib.error
+import threading, urllib.request, urllib.error
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def own_appliance(args):
     proc = subprocess.Popen(
         [str(binary), "serve", "--state-dir", state, "--listen", f"127.0.0.1:{port}", "--accel", "tcg",
          "--image", str(image), "--network", "user", "--no-audio", "--memory", "256", "--vcpus", "1",
-         "--log-level", "notice"], stdout=logfile, stderr=logfile)
+         "--log-level", "info"], stdout=logfile, stderr=logfile)
     deadline = time.time() + 60
     while time.time() < deadline and not os.path.exists(state + "/admin.key"):
         time.sleep(0.1)
@@ -94,7 +94,8 @@ def own_appliance(args):
         for name in subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"], capture_output=True, text=True).stdout.split():
             if name.startswith(f"vmcloud-{instance}-"):
                 subprocess.run(["virsh", "-c", "qemu:///system", "destroy", name], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("KEEP_BENCH_STATE") != "1":
+            shutil.rmtree(work, ignore_errors=True)
     return api, cleanup, str(binary)
 
 
@@ -137,6 +138,29 @@ def wrk(url, seconds, connections, threads, key=None):
             "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": sock.group(1) if sock else ""}
 
 
+class KeepAwake:
+    """While the direct side runs, the proxy sees no traffic: a request through it every 2 s
+    keeps the resource's idle timeout from stopping the VM under the benchmark."""
+
+    def __init__(self, api, path):
+        self.api, self.path, self.stop = api, path, threading.Event()
+
+    def __enter__(self):
+        def loop():
+            while not self.stop.wait(2):
+                try:
+                    self.api.call("GET", self.path, timeout=30)
+                except OSError:
+                    pass
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="a running appliance (default: start one)")
@@ -174,11 +198,13 @@ def main():
         address = guest_address(api, rid)
         direct_url, proxy_url = f"http://{address}:8080{path}", f"{api.url}/r/{rid}{path}"
         log(f"direct {direct_url}  proxy {proxy_url}")
-        wrk(direct_url, 2, args.connections, args.threads)  # warm both paths
+        with KeepAwake(api, f"/r/{rid}{path}"):
+            wrk(direct_url, 2, args.connections, args.threads)  # warm both paths
         wrk(proxy_url, 2, args.connections, args.threads, api.key)
         direct, proxy = [], []
         for r in range(args.rounds):
-            direct.append(wrk(direct_url, args.seconds, args.connections, args.threads))
+            with KeepAwake(api, f"/r/{rid}{path}"):
+                direct.append(wrk(direct_url, args.seconds, args.connections, args.threads))
             proxy.append(wrk(proxy_url, args.seconds, args.connections, args.threads, api.key))
             log(f"round {r + 1}: direct {direct[-1]['rps']:.0f} req/s p99 {direct[-1]['p99_ms']:.1f} ms; "
                 f"proxy {proxy[-1]['rps']:.0f} req/s p99 {proxy[-1]['p99_ms']:.1f} ms")

@@ -161,6 +161,67 @@ import Testing
         #expect(back[.connection] == nil && back[.transferEncoding] == nil && back[.init("X-Hop")!] == nil && back[.init("Keep-Alive")!] == nil)
     }
 
+    /// Start once: 20 concurrent cold wake-ups share one bring-up and one machine row (the
+    /// reconciler is not running here, so each ends in a bounded 504, never a hang).
+    @Test func concurrentWakeUpsMakeOneVMAndEndWithinTheBound() async throws {
+        let harness = try await APIHarness()
+        defer { try? FileManager.default.removeItem(atPath: harness.directory) }
+        try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        let resource = try Self.request(#"{"id":"web","port":80,"image":"disk.qcow2"}"#)
+            .validated(host: .init(kvmUsable: false, images: harness.machines.images))
+        try await harness.pool.store.createResource(resource)
+        let waker = ResourceWaker(machines: harness.machines, settings: .init(startTimeout: 1), logger: Logger(label: "test"))
+        let started = Date()
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as APIError { return error.code } catch { return "\(error)" }
+                }
+            }
+            var all: [String] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes == Array(repeating: "upstream_timeout", count: 20), "\(outcomes)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let machines = try await harness.pool.store.machines()
+        #expect(machines.count == 1 && machines.first?.ownerKey == "resource:web" && machines.first?.name == "resource.web")
+        #expect(machines.first?.spec.network == .nat)
+        // A deleted resource's wake-up is a 404 and makes no VM.
+        _ = try await harness.pool.store.deleteResource("web")
+        await #expect(throws: APIError.self) { _ = try await waker.upstream(for: resource) }
+        #expect(try await harness.pool.store.machines().allSatisfy { $0.desired == .destroyed })
+    }
+
+    /// Shutting down ends every wait at once (the server's graceful shutdown waits for requests
+    /// in flight), with 503 `shutting_down`.
+    @Test func closingEndsWaitsAtOnce() async throws {
+        let harness = try await APIHarness()
+        defer { try? FileManager.default.removeItem(atPath: harness.directory) }
+        try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        let resource = try Self.request(#"{"id":"web","port":80,"image":"disk.qcow2"}"#)
+            .validated(host: .init(kvmUsable: false, images: harness.machines.images))
+        try await harness.pool.store.createResource(resource)
+        let waker = ResourceWaker(machines: harness.machines, settings: .init(startTimeout: 60), logger: Logger(label: "test"))
+        let started = Date()
+        async let outcomes = withTaskGroup(of: String.self) { group in
+            for _ in 0..<5 {
+                group.addTask {
+                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as APIError { return error.code } catch { return "\(error)" }
+                }
+            }
+            var all: [String] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        waker.close()
+        #expect(await outcomes == Array(repeating: "shutting_down", count: 5))
+        #expect(Date().timeIntervalSince(started) < 3, "ended within a poll, not after the 60 s start wait")
+    }
+
     /// The stop decision: never while a request is open, a full idle timeout after the last
     /// activity, and a first sighting (after a restart) starts the clock.
     @Test func idleStopNeedsAFullQuietTimeout() async throws {

@@ -14,11 +14,17 @@ struct IdleStopper: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await sweep()
-                try await Task.sleep(for: .seconds(interval))
+        let waker = waker
+        try await withGracefulShutdownHandler {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    await sweep()
+                    try await Task.sleep(for: .seconds(interval))
+                }
             }
+        } onGracefulShutdown: {
+            // Requests waiting for a VM end now, so the server's shutdown does not wait for them.
+            waker.close()
         }
     }
 

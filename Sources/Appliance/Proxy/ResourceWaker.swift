@@ -2,6 +2,8 @@ import Foundation
 import Libvirt
 import Logging
 import NIOCore
+import ServiceLifecycle
+import Synchronization
 
 /// Where a resource's requests go: its VM's address on libvirt's NAT network and the port.
 struct Upstream: Sendable, Equatable {
@@ -43,6 +45,9 @@ actor ResourceWaker {
     private var stopping: [String: Task<Void, Never>] = [:]
     private var open: [String: Int] = [:]
     private var lastActive: [String: Date] = [:]
+    /// Set when the server shuts down: waiting requests end at once (503) instead of holding the
+    /// graceful shutdown for up to the start timeout.
+    private nonisolated let closing = Mutex(false)
     /// Bring-ups that found the VM not answering yet (a start), per resource, since this process began.
     private(set) var starts: [String: Int] = [:]
 
@@ -79,10 +84,28 @@ actor ResourceWaker {
         Activity(open: open[id] ?? 0, idleSeconds: lastActive[id].map { Date().timeIntervalSince($0) }, starts: starts[id] ?? 0)
     }
 
+    /// The server is shutting down: every wait ends within one poll.
+    nonisolated func close() { closing.withLock { $0 = true } }
+
+    private nonisolated func checkOpen() throws {
+        if closing.withLock({ $0 }) {
+            throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the appliance is shutting down")
+        }
+    }
+
     // MARK: - Start once
 
-    /// The resource's upstream, starting its VM and waiting for its port if need be.
+    /// The resource's upstream, starting its VM and waiting for its port if need be. When the
+    /// server begins its graceful shutdown (it waits for the requests in flight) every wait ends.
     func upstream(for resource: ResourceRecord) async throws -> Upstream {
+        try await withGracefulShutdownHandler {
+            try await self.waitForUpstream(resource)
+        } onGracefulShutdown: {
+            self.close()
+        }
+    }
+
+    private func waitForUpstream(_ resource: ResourceRecord) async throws -> Upstream {
         let id = resource.id
         while let stop = stopping[id] { await stop.value }
         if let upstream = ready[id] { return upstream }
@@ -126,6 +149,7 @@ actor ResourceWaker {
         let started = Date()
         let deadline = started.addingTimeInterval(settings.startTimeout)
         let libvirt = machines.reconciler.libvirt
+        try checkOpen()
         do {
             _ = try await libvirt.ensureNetworkActive(name: "default")
         } catch let error as LibvirtError where !error.isConnectionFailure {
@@ -140,6 +164,7 @@ actor ResourceWaker {
         var guestUp = false
         var firstTry = true
         while true {
+            try checkOpen()
             guard let current = try await store.machine(machine.id!), current.desired != .destroyed else {
                 throw APIError.notFound("resource '\(id)' was deleted")
             }
@@ -220,7 +245,7 @@ actor ResourceWaker {
             logger.info("resource idle: stopping its VM", metadata: ["resource": "\(id)", "machine": "\(machine.id!)", "reason": "\(reason)"])
             machines.reconciler.kick()
             let deadline = Date().addingTimeInterval(settings.stopTimeout)
-            while Date() < deadline {
+            while Date() < deadline, !closing.withLock({ $0 }) {
                 guard let current = try await store.machine(machine.id!) else { return }
                 if current.desired != .stopped || [.stopped, .failedToSave, .failedToStart, .destroyed].contains(current.status) { return }
                 try await Task.sleep(for: .milliseconds(100))
