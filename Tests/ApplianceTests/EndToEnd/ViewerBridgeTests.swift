@@ -92,7 +92,7 @@ import Testing
             // noVNC from Debian's package, in headless Chromium, shows the VM's screen: its canvas
             // matches the VM's own screenshot (taken through libvirt), which is not blank.
             let viewerURL = "\(run.appliance.baseURL)/viewer/\(a.vm)?token=\(a.control)"
-            let shot = try runJSONScript("novnc_check.py", [viewerURL, "\(run.appliance.baseURL)/v1/vms/\(a.vm)/screenshot.png", run.directory])
+            let shot = try runJSONScript("novnc_check.py", [viewerURL, "\(run.appliance.baseURL)/v1/vms/\(a.vm)/screenshot.png", run.directory, run.appliance.adminKey ?? ""])
             #expect(shot["error"] == nil, "\(shot)")
             #expect(shot["canvas_size"] as? [Int] == shot["screenshot_size"] as? [Int], "\(shot)")
             #expect(try #require(shot["mean_diff"] as? Double) < 2, "canvas and screenshot differ: \(shot)")

@@ -2,7 +2,9 @@
 """Opens a viewer URL in headless Chromium (Debian's chromium + chromium-driver, selenium) and
 compares what noVNC draws with the VM's own screenshot.
 
-usage: novnc_check.py VIEWER_URL SCREENSHOT_URL OUT_DIR
+usage: novnc_check.py VIEWER_URL SCREENSHOT_URL OUT_DIR [ADMIN_KEY]
+
+The screenshot route is for admins: ADMIN_KEY goes with it as a bearer key.
 
 Prints one JSON line with the comparison; saves the page, the canvas and the VM screenshot as
 PNGs in OUT_DIR for a person to look at.
@@ -14,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 viewer_url, screenshot_url, out_dir = sys.argv[1:4]
+admin_key = sys.argv[4] if len(sys.argv) > 4 else None
 
 options = webdriver.ChromeOptions()
 options.binary_location = "/usr/bin/chromium"
@@ -43,7 +46,8 @@ try:
 finally:
     driver.quit()
 
-with urllib.request.urlopen(screenshot_url, timeout=30) as response:
+request = urllib.request.Request(screenshot_url, headers={"Authorization": f"Bearer {admin_key}"} if admin_key else {})
+with urllib.request.urlopen(request, timeout=30) as response:
     shot = Image.open(io.BytesIO(response.read())).convert("RGB")
 canvas.save(out_dir + "/canvas.png")
 shot.save(out_dir + "/vm-screenshot.png")
