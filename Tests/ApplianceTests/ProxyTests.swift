@@ -239,7 +239,8 @@ import Testing
         let now = Date()
         #expect(await waker.stopIfIdle(resource, now: now) == false)
         #expect(await waker.stopIfIdle(resource, now: now.addingTimeInterval(2)) == true, "a stop begins")
-        #expect(try await store.machines().first?.desired == .stopped)
+        // The stop task writes the wish; the request below must find it under way.
+        try await eventually("the VM wanted stopped", timeout: 5) { try await store.machines().first?.desired == .stopped }
         let started = Date()
         do {
             _ = try await waker.upstream(for: resource)
