@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C system libraries.
@@ -29,7 +31,7 @@ let package = Package(
         .systemLibrary(name: "COgg", pkgConfig: "ogg", providers: [.apt(["libogg-dev"])]),
 
         // Swift wrapper owning libvirt's C resources; no knowledge of the pool.
-        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+        .target(name: "Libvirt", dependencies: ["CLibvirt", .product(name: "Metrics", package: "swift-metrics")]),
 
         // Messages and framing shared by the host and the guest agent (Foundation-free so the
         // agent links statically and small).
@@ -46,6 +48,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // Opus encoding and Ogg/Opus pages for the audio streams.
@@ -71,6 +74,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(name: "GuestAgent", dependencies: ["AgentProtocol"]),
@@ -98,7 +103,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
             ],
-            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py"]
+            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py", "EndToEnd/metrics_parse.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

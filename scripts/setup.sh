@@ -29,6 +29,8 @@ packages=(
     # the VNC viewer page (noVNC, served from /usr/share/novnc), its browser test and the
     # bridge benchmark's baseline (websockify)
     novnc websockify chromium-driver python3-selenium python3-pil
+    # /metrics in the tests is parsed by Prometheus' own client library (its text parser)
+    python3-prometheus-client
     # the audio relay's encoder (libopus, libogg); opus-tools' opusdec decodes its streams in tests
     libopus-dev libogg-dev opus-tools
     # VM audio: the PulseAudio daemon the sinks live in, libpulse for capture, paplay/pacat in tests

@@ -143,11 +143,15 @@ public final class LibvirtClient: @unchecked Sendable {
                             cont.resume(returning: try body(connection))
                             return nil
                         } catch {
+                            LibvirtMetrics.errors.increment()
                             cont.resume(throwing: error)
                             return error
                         }
                     },
-                    fail: { cont.resume(throwing: $0) }
+                    fail: {
+                        LibvirtMetrics.errors.increment()
+                        cont.resume(throwing: $0)
+                    }
                 )
                 self.submit(op)
             }
@@ -225,6 +229,7 @@ public final class LibvirtClient: @unchecked Sendable {
             return
         }
         log("libvirt: reconnected to \(uri)")
+        LibvirtMetrics.reconnects.increment()
         continuation.yield(.reconnected)
         let waiting = pending
         pending = []

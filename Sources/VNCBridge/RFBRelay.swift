@@ -51,6 +51,9 @@ public struct RFBRelay: Sendable {
         session: BridgeSession, eventLoop: any EventLoop
     ) async throws -> End {
         let vnc = try await VNCSocket.connect(path: socketPath, on: eventLoop)
+        BridgeMetrics.sessions.increment()
+        BridgeMetrics.activeSessions.increment()
+        defer { BridgeMetrics.activeSessions.decrement() }
         // From here on a failing write or read means that side went away: it ends the relay
         // like a close, it is not an error of the bridge.
         let end = try await vnc.executeThenClose { fromVM, toVM in
@@ -58,6 +61,7 @@ public struct RFBRelay: Sendable {
                 group.addTask {
                     do {
                         for try await buffer in fromVM {
+                            BridgeMetrics.bytesToBrowser.increment(by: buffer.readableBytes)
                             do { try await outbound.write(.binary(buffer)) } catch { return .clientClosed }
                         }
                     } catch {}
@@ -104,6 +108,7 @@ public struct RFBRelay: Sendable {
                 do { try filter.filter(frame.data.readableBytesView, into: &output) } catch { rejection = error }
                 // On a rejection, what preceded the bad message is valid and goes through first.
                 if !output.isEmpty {
+                    BridgeMetrics.bytesToVM.increment(by: output.count)
                     do { try await vm.write(ByteBuffer(bytes: output)) } catch { return .vmClosed }
                 }
                 if let rejection { return .rejected("\(rejection) after \(filter.bytesConsumed) bytes") }

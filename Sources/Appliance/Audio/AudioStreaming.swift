@@ -23,14 +23,22 @@ enum AudioStreaming {
             body: ResponseBody { writer in
                 let session = opened()
                 defer { session.done() }
+                ApplianceMetrics.audioHTTP.sessions.increment()
+                ApplianceMetrics.audioActiveSessions.increment()
+                defer { ApplianceMetrics.audioActiveSessions.decrement() }
                 let watcher = Task { await session.until(); subscription.cancel() }
                 defer { watcher.cancel(); subscription.cancel() }
                 let ogg = try OggOpusStream(preSkip: channel.preSkip)
-                try await writer.write(ByteBuffer(bytes: ogg.headerPages))
-                for await packet in subscription.packets {
-                    try await writer.write(ByteBuffer(bytes: try ogg.pages(for: packet.opus)))
+                // Every byte of the body is counted, headers and the last page too.
+                func send(_ bytes: [UInt8]) async throws {
+                    ApplianceMetrics.audioHTTP.bytes.increment(by: bytes.count)
+                    try await writer.write(ByteBuffer(bytes: bytes))
                 }
-                try await writer.write(ByteBuffer(bytes: ogg.finish()))
+                try await send(ogg.headerPages)
+                for await packet in subscription.packets {
+                    try await send(try ogg.pages(for: packet.opus))
+                }
+                try await send(ogg.finish())
                 try await writer.finish(nil)
             })
     }
@@ -76,8 +84,13 @@ enum AudioStreaming {
             subscription.cancel()
         }
         defer { watcher.cancel(); reader.cancel(); subscription.cancel() }
+        ApplianceMetrics.audioWebSocket.sessions.increment()
+        ApplianceMetrics.audioActiveSessions.increment()
+        defer { ApplianceMetrics.audioActiveSessions.decrement() }
         for await packet in subscription.packets {
-            try await outbound.write(.binary(ByteBuffer(bytes: packet.wireMessage)))
+            let message = packet.wireMessage
+            ApplianceMetrics.audioWebSocket.bytes.increment(by: message.count)
+            try await outbound.write(.binary(ByteBuffer(bytes: message)))
         }
         if revoked.isSet {
             try? await outbound.close(.unknown(4001), reason: "access revoked")

@@ -14,6 +14,8 @@ struct ApplianceServer {
     let config: ServeConfig
 
     func run() async throws {
+        // Before any part creates a metric (a metric made earlier would report nowhere).
+        MetricsBackend.bootstrap()
         var logger = Logger(label: "appliance")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
 
@@ -149,6 +151,7 @@ extension ApplianceServer {
         JobRoutes(pool: pool).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
+        MetricsRoutes(gauges: StoreGauges(store: pool.store)).register(on: adminOnly)
         audio.register(on: router)
         proxy?.register(on: router)
         return router

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Metrics
 import Libvirt
 import Logging
 import NIOCore
@@ -110,6 +111,11 @@ actor MachineReconciler {
     @discardableResult
     func pass() async -> Int {
         let started = Date()
+        let clock = ContinuousClock.now
+        defer {
+            ApplianceMetrics.machinePasses.increment()
+            ApplianceMetrics.machinePassDuration.record(duration: ContinuousClock.now - clock)
+        }
         do {
             var actions = 0
             let rows = try await store.machineRows()

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Metrics
 import Libvirt
 import Logging
 import NIOCore
@@ -103,7 +104,9 @@ actor Pool {
     }
 
     func lock(batchId: Int64) async throws -> HandleRecord {
-        try await store.lock(batchId: batchId)
+        let started = ContinuousClock.now
+        defer { ApplianceMetrics.lockDuration.record(duration: ContinuousClock.now - started) }
+        return try await store.lock(batchId: batchId)
     }
 
     func release(handleId: Int64) async throws {
@@ -152,6 +155,11 @@ actor Pool {
     // MARK: - Reconcile
 
     private func reconcileOnce() async {
+        let started = ContinuousClock.now
+        defer {
+            ApplianceMetrics.poolPasses.increment()
+            ApplianceMetrics.poolPassDuration.record(duration: ContinuousClock.now - started)
+        }
         do {
             for grant in try await store.grantIdleVMs() {
                 startConfigure(grant.vmId, grant.setup)
@@ -254,10 +262,12 @@ actor Pool {
     private func startReset(_ id: Int64) {
         guard busy.insert(id).inserted else { return }
         Task {
+            let started = ContinuousClock.now
             await captures.drop(vm: id)
             do {
                 let reply = try await agent(id).request(AgentMessage(type: .reset), timeout: settings.agentTimeout)
                 guard reply.type == .resetDone else { throw AgentError.unexpectedReply(reply.type) }
+                ApplianceMetrics.resetDuration.record(duration: ContinuousClock.now - started)
                 done(id)
                 if case .configure(let setup) = try await store.resetDone(vm: id) {
                     startConfigure(id, setup)
@@ -331,6 +341,7 @@ actor Pool {
                 let outcome = try await store.agentHello(vm: id, ip: message.ip, agentVersion: message.agentVersion)
                 if outcome == .becameIdle {
                     bootFailures = 0
+                    if let vm = try await store.vm(id) { ApplianceMetrics.bootDuration.recordSeconds(Date().timeIntervalSince(vm.createdAt)) }
                     logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(message.ip ?? "-")"])
                 }
                 kick()

@@ -292,6 +292,8 @@ extension Store {
             handle.vmSession = vm.session
             handle.assignedAt = Date()
             try handle.update(db)
+            // Inside the transaction: a rollback after this line would count one wait too many.
+            ApplianceMetrics.handleWait.recordSeconds(handle.assignedAt!.timeIntervalSince(handle.createdAt))
             vm.handleId = handle.id
             try move(db, &vm, to: .locked)
         }
