@@ -58,7 +58,7 @@ test: setup test-image browser-image
 
 # The benchmark suite (bench/suite.py): pool, VNC bridge, audio relay, smart proxy, reconciler and
 # capture jobs, each with short settings against its baseline, into one table, bench/RESULTS.md
-# and .json (about 20 minutes on 2 cores). A subset: `make bench BENCH=pool,vnc`; a sentence for
+# and .json (each benchmark a few minutes). A subset: `make bench BENCH=pool,vnc`; a sentence for
 # the table's header: BENCH_NOTE="...".
 BENCH ?= pool,vnc,audio,proxy,reconcile,jobs
 
