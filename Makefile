@@ -3,7 +3,7 @@ STATE_DIR ?= /var/lib/appliance
 LISTEN ?= 0.0.0.0:8080
 TEST_IMAGE := images/test/out
 
-.PHONY: serve test setup build release image test-image browser-image clean
+.PHONY: serve test setup build release image test-image browser-image bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -55,6 +55,15 @@ test: setup test-image browser-image
 	# 500 random operations with kill -9 of the appliance, of QEMUs and of libvirtd against a
 	# small pool, then the invariants (bench/fault/README.md); about 12 minutes, 25 at most.
 	/usr/bin/python3 bench/fault/fault_injection.py --ops 500 --report /tmp/vmcloud-fault-report.json
+
+# The benchmark suite (bench/suite.py): pool, VNC bridge, audio relay, smart proxy, reconciler and
+# capture jobs, each with short settings against its baseline, into one table, bench/RESULTS.md
+# and .json (each benchmark a few minutes). A subset: `make bench BENCH=pool,vnc`; a sentence for
+# the table's header: BENCH_NOTE="...".
+BENCH ?= pool,vnc,audio,proxy,reconcile,jobs
+
+bench: setup release test-image
+	/usr/bin/python3 bench/suite.py --only $(BENCH) $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")
 
 clean:
 	rm -rf .build .build-guest .build-image $(TEST_IMAGE) images/test/work images/browser

@@ -20,7 +20,7 @@ Builds the C tools (gcc) into the run's temporary folder and the appliance with
 `swift build -c release --product appliance --scratch-path .build-bench` (if that fails, e.g. on
 someone's work in progress, it benchmarks the previous binary and says so in the results).
 
-Usage: bench/vnc/vnc_bench.py [--quick] [--skip-build] [--seconds 5] [--reps 3] [--conns 100]
+Usage: bench/vnc/vnc_bench.py [--quick] [--skip-build | --appliance BIN] [--seconds 5] [--reps 3] [--conns 100]
                               [--candidate NAME='CMD {port} {unix}' ...]
 Writes bench/vnc/RESULTS.md and bench/vnc/results.json and prints the table. --candidate adds a
 column for another relay (e.g. a patched build of the bridge) started as CMD, with {port} and
@@ -332,10 +332,14 @@ def main():
     ap.add_argument("--conc-seconds", type=float, default=10)
     ap.add_argument("--quick", action="store_true", help="1 rep, short windows (smoke test)")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--appliance", help="benchmark this appliance binary (implies --skip-build; default: the build in .build-bench)")
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--candidate", action="append", default=[], metavar="NAME=CMD",
                     help="another relay to measure, CMD with {port} and {unix} placeholders")
     a = ap.parse_args()
+    if a.appliance:
+        global APPLIANCE
+        APPLIANCE, a.skip_build = Path(a.appliance).resolve(), True
     if a.quick:
         a.seconds, a.reps, a.rtt_count, a.conc_seconds, a.conns = 2, 1, 1000, 3, min(a.conns, 20)
     if not (0 < a.seconds <= 60 and 0 < a.reps <= 10 and 0 < a.rtt_count <= 100000 and 0 < a.conns <= 1000
