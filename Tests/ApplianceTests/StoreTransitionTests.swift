@@ -114,6 +114,24 @@ import Testing
         #expect(try await store.markFailed(vm: vm, reason: "again") == false)
     }
 
+    /// A VM that fails while being prepared for a batch (Chromium never started) is replaced:
+    /// the batch is owed a VM again and the next idle one is granted to it. It once kept the
+    /// failed VM's grant, and the batch's lock waited for good.
+    @Test func aBatchGetsAReplacementForAVMThatFailedWhilePreparing() async throws {
+        let (store, dir) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (batch, vms) = try await makeGrantedBatch(store, size: 1)
+        let handle = try await store.lock(batchId: batch.id!)
+        #expect(handle.state == .waiting)
+        #expect(try await store.markFailed(vm: vms[0], reason: "configure failed"))
+        #expect(try await store.batch(batch.id!)?.granted == 0)
+        let replacement = try await makeIdleVM(store)
+        #expect(try await store.grantIdleVMs().map(\.vmId) == [replacement])
+        #expect(try await store.configured(vm: replacement, homepage: batch.homepage) == .prepared)
+        #expect(try await store.handle(handle.id!)?.vmId == replacement)
+        #expect(try await store.grantIdleVMs().isEmpty, "still at most its size")
+    }
+
     @Test func theDatabaseRefusesOneVMForTwoHandlesAndEditsOfTheEventLog() async throws {
         let (store, dir) = try makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }

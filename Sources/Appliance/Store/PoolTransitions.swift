@@ -254,6 +254,12 @@ extension Store {
             if let jobId = vm.jobId, var job = try JobRecord.fetchOne(db, key: jobId), let attempt = try Store.runningAttempt(db, job: jobId) {
                 try Store.endAttempt(db, &job, attempt, .vmLost, "VM \(id) failed: \(reason)")
             }
+            // A VM granted to a batch but not yet holding a lock (preparing, prepared): the
+            // batch is owed one again, so a waiting lock gets a replacement instead of waiting
+            // for good. A locked VM's grant was used: its handle is lost, as before.
+            if let batchId = vm.batchId, vm.handleId == nil {
+                try db.execute(sql: "UPDATE batch SET granted = MAX(granted - 1, 0) WHERE id = ? AND state = 'open'", arguments: [batchId])
+            }
             vm.jobId = nil
             vm.lastError = reason
             vm.handleId = nil
