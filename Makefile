@@ -3,7 +3,7 @@ STATE_DIR ?= /var/lib/appliance
 LISTEN ?= 0.0.0.0:8080
 TEST_IMAGE := images/test/out
 
-.PHONY: serve test setup build release image test-image browser-image clean
+.PHONY: serve test setup build release image test-image browser-image clean install doctor
 
 setup:
 	bash scripts/setup.sh
@@ -55,6 +55,17 @@ test: setup test-image browser-image
 	# 500 random operations with kill -9 of the appliance, of QEMUs and of libvirtd against a
 	# small pool, then the invariants (bench/fault/README.md); about 12 minutes, 25 at most.
 	/usr/bin/python3 bench/fault/fault_injection.py --ops 500 --report /tmp/vmcloud-fault-report.json
+
+# The release binary, a systemd unit, a default config (kept when edited) and the state
+# directory; DESTDIR installs into a scratch tree (see README, "Install on a host").
+PREFIX ?= /usr/local
+DESTDIR ?= /
+install: release
+	.build/release/appliance install --root "$(DESTDIR)" --prefix $(PREFIX) --state-dir $(STATE_DIR)
+
+# Checks this host (libvirt, KVM and TCG probe boots, audio, image, disk, port, network).
+doctor: release
+	.build/release/appliance doctor --state-dir $(STATE_DIR) --listen $(LISTEN)
 
 clean:
 	rm -rf .build .build-guest .build-image $(TEST_IMAGE) images/test/work images/browser
