@@ -3,7 +3,7 @@ STATE_DIR ?= /var/lib/appliance
 LISTEN ?= 0.0.0.0:8080
 TEST_IMAGE := images/test/out
 
-.PHONY: serve test setup build release image test-image browser-image bench clean
+.PHONY: serve test setup build release image test-image browser-image bench clean install doctor
 
 setup:
 	bash scripts/setup.sh
@@ -64,6 +64,17 @@ BENCH ?= pool,vnc,audio,proxy,reconcile,jobs
 
 bench: setup release test-image
 	/usr/bin/python3 bench/suite.py --only $(BENCH) $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")
+
+# The release binary, a systemd unit, a default config (kept when edited) and the state
+# directory; DESTDIR installs into a scratch tree (see README, "Install on a host").
+PREFIX ?= /usr/local
+DESTDIR ?= /
+install: release
+	.build/release/appliance install --root "$(DESTDIR)" --prefix $(PREFIX) --state-dir $(STATE_DIR)
+
+# Checks this host (libvirt, KVM and TCG probe boots, audio, image, disk, port, network).
+doctor: release
+	.build/release/appliance doctor --state-dir $(STATE_DIR) --listen $(LISTEN)
 
 clean:
 	rm -rf .build .build-guest .build-image $(TEST_IMAGE) images/test/work images/browser

@@ -106,6 +106,11 @@ public final class LibvirtClient: @unchecked Sendable {
         try await perform { try $0.ensureNetworkActive(name: name) }
     }
 
+    /// Whether a virtual network runs (without starting it); throws if it is not defined.
+    public func networkIsActive(name: String) async throws -> Bool {
+        try await perform { try $0.networkIsActive(name: name) }
+    }
+
     /// All domains, running or only defined.
     public func listDomains() async throws -> [DomainInfo] {
         try await perform { try $0.listDomains() }

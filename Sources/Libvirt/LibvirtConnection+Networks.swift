@@ -20,3 +20,17 @@ extension LibvirtConnection {
         }
     }
 }
+
+extension LibvirtConnection {
+    /// Whether the named network runs; throws if it is not defined. Changes nothing.
+    func networkIsActive(name: String) throws -> Bool {
+        guard let conn = pointer else { throw LibvirtClientError.notConnected }
+        guard let network = virNetworkLookupByName(conn, name) else {
+            throw LibvirtError.takeLast(operation: "virNetworkLookupByName(\(name))")
+        }
+        defer { virNetworkFree(network) }
+        let active = virNetworkIsActive(network)
+        guard active >= 0 else { throw LibvirtError.takeLast(operation: "virNetworkIsActive(\(name))") }
+        return active == 1
+    }
+}

@@ -9,6 +9,6 @@ struct ApplianceCommand: AsyncParsableCommand {
             `appliance serve` keeps a pool of KVM/QEMU guests through libvirt and hands them to \
             applications through the vmcloud API (see README.md and docs/openapi.yaml).
             """,
-        subcommands: [ServeCommand.self, ImageCommand.self, VNCProxyCommand.self, AudioRelayCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, ImageCommand.self, VNCProxyCommand.self, AudioRelayCommand.self, BenchCommand.self, DoctorCommand.self, InstallCommand.self]
     )
 }

@@ -9,6 +9,8 @@ enum InstalledFiles {
         let name = (relative as NSString).lastPathComponent
         let bin = executable.deletingLastPathComponent()
         let candidates = [
+            // `appliance install`: <prefix>/bin/appliance and <prefix>/share/vmcloud/
+            bin.appendingPathComponent("../share/vmcloud/\(name)").standardizedFileURL.path,
             "/usr/share/vmcloud/\(name)",
             // .build/<triple>/<config>/appliance and .build/<config>/appliance
             bin.appendingPathComponent("../../\(relative)").standardizedFileURL.path,

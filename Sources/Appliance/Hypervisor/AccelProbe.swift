@@ -64,6 +64,6 @@ struct AccelProbe {
             logger.info("probe guest booted", metadata: ["accel": "\(accelerator.rawValue)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(start)))"])
             return .success(())
         }
-        return .failure(Failure(description: "a \(accelerator.rawValue) guest printed nothing within \(Int(deadline)) s"))
+        return .failure(Failure(description: "a \(accelerator.rawValue) guest printed nothing within \(String(format: "%g", deadline)) s (timeout)"))
     }
 }
