@@ -21,10 +21,12 @@ struct AuthMiddleware: RouterMiddleware {
         guard let first = segments.first else { return .key(.init()) }
         if legacyEndpoints.contains(first) { return .key(.init(queryKey: true, trustedNetwork: true)) }
         switch first {
-        case "viewer", "audio", "novnc": return .open
+        case "viewer", "audio", "novnc", "static": return .open
         case "smart_proxy", "r": return .key(.init(queryKey: true))
         case "v1":
             if segments.count == 2, segments[1] == "openapi.yaml" { return .open }
+            // The monitor's live feed: EventSource cannot set an Authorization header.
+            if segments.count == 3, segments[1] == "monitor", segments[2] == "events" { return .key(.init(queryKey: true)) }
             // The VNC WebSocket and what its token grants: the token is the credential.
             if segments.count >= 4, segments[1] == "vms", segments[3] == "vnc" { return .open }
             return .key(.init())

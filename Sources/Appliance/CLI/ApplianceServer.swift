@@ -150,6 +150,7 @@ extension ApplianceServer {
         PageRoutes(pool: pool, blobs: blobs).register(on: router)
         JobRoutes(pool: pool).register(on: router)
         ViewerRoutes(access: viewer).register(on: router)
+        MonitorRoutes(pool: pool, viewer: viewer, stateDirectory: blobs.root).register(on: router)
         ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
         MetricsRoutes(gauges: StoreGauges(store: pool.store)).register(on: adminOnly)
         audio.register(on: router)

@@ -8,7 +8,7 @@ struct Installer {
     let layout: InstallLayout
     let sourceBinary: String
     /// Shipped files, found the way the running binary finds them (InstalledFiles).
-    var shippedFiles = ["static/viewer.html", "static/audio.html", "docs/openapi.yaml"]
+    var shippedFiles = ["static/viewer.html", "static/audio.html", "static/monitor.html", "docs/openapi.yaml"]
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 

@@ -1,0 +1,39 @@
+import Foundation
+
+/// What the monitor page shows of the host: memory, the state directory's disk, CPU load.
+/// Read from /proc and statvfs; these are in-memory or metadata reads, quick enough for a
+/// request handler (they never wait on a device).
+struct HostFigures: Encodable, Equatable {
+    let cpus: Int
+    /// /proc/loadavg: 1, 5 and 15 minute averages.
+    let load: [Double]
+    let memoryTotalBytes: Int64
+    let memoryAvailableBytes: Int64
+    let diskPath: String
+    let diskTotalBytes: Int64
+    let diskAvailableBytes: Int64
+
+    static func read(diskPath: String) -> HostFigures {
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let loadavg = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        var disk = statvfs()
+        let diskOK = statvfs(diskPath, &disk) == 0
+        let block = Int64(disk.f_frsize)
+        return HostFigures(
+            cpus: ProcessInfo.processInfo.activeProcessorCount,
+            load: loadavg.split(separator: " ").prefix(3).compactMap { Double($0) },
+            memoryTotalBytes: kibibytes("MemTotal", in: meminfo) * 1024,
+            memoryAvailableBytes: kibibytes("MemAvailable", in: meminfo) * 1024,
+            diskPath: diskPath,
+            diskTotalBytes: diskOK ? Int64(disk.f_blocks) * block : 0,
+            diskAvailableBytes: diskOK ? Int64(disk.f_bavail) * block : 0)
+    }
+
+    /// A `Name:   123 kB` line of /proc/meminfo, or 0.
+    static func kibibytes(_ name: String, in meminfo: String) -> Int64 {
+        for line in meminfo.split(separator: "\n") where line.hasPrefix(name + ":") {
+            return Int64(line.dropFirst(name.count + 1).split(separator: " ").first ?? "") ?? 0
+        }
+        return 0
+    }
+}
