@@ -234,6 +234,11 @@ def fmt(v):
     return f"{v:.0f}" if a >= 1000 else f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3f}"
 
 
+def cell(text):
+    """A table cell: a `|` in a name (a shell pipeline) would split it."""
+    return str(text).replace("|", "\\|")
+
+
 def markdown(res):
     m = res["machine"]
     lines = [
@@ -253,9 +258,9 @@ def markdown(res):
               "|---|---|---|---|---|---|---|---|"]
     for b in res["benchmarks"]:
         if b["status"] != "ok":
-            lines.append(f"| {b['name']} | **FAILED**: {b['reason']} | - | - | - | - | - | - |")
+            lines.append(f"| {b['name']} | **FAILED**: {cell(b['reason'])} | - | - | - | - | - | - |")
         for r in b["rows"]:
-            lines.append(f"| {b['name']} | {r['figure']} | {fmt(r['value'])} | {fmt(r['p99'])} | {r['baseline'] or '-'} | "
+            lines.append(f"| {b['name']} | {cell(r['figure'])} | {fmt(r['value'])} | {fmt(r['p99'])} | {cell(r['baseline'] or '-')} | "
                          f"{fmt(r['baseline_value'])} | {fmt(r['ratio'])} | {r['unit']} |")
     lines += ["", "| benchmark | status | took | command |", "|---|---|---|---|"]
     for b in res["benchmarks"]:
@@ -269,7 +274,11 @@ def main():
     ap.add_argument("--timeout", type=float, default=900, help="seconds per benchmark before it counts as failed")
     ap.add_argument("--note", default="", help="a sentence for the table's header (e.g. what else ran on the machine)")
     ap.add_argument("--out", default=str(ROOT / "bench/RESULTS"), help="writes OUT.md and OUT.json")
+    ap.add_argument("--render", action="store_true", help="runs nothing: rewrites OUT.md from OUT.json")
     a = ap.parse_args()
+    if a.render:
+        Path(a.out + ".md").write_text(markdown(json.loads(Path(a.out + ".json").read_text())))
+        return
     signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(f"signal {sig}"))
     names = [n.strip() for n in a.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
