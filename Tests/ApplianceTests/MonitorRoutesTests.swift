@@ -39,6 +39,26 @@ import Testing
         }
     }
 
+    /// The feed's queue length is the store's count of waiting handles: locks on a batch with no
+    /// VM to give wait, and a released one stops counting.
+    @Test func feedCountsWaitingHandles() async throws {
+        let harness = try await APIHarness()
+        try await harness.test { client in
+            let batch = try await AuthTests.send(client, .post, "/v1/batches", body: #"{"size":2,"homepage":"http://a.test/"}"#)
+            #expect(batch.status == 201, "\(batch)")
+            let id = try #require(batch.object["id"] as? Int)
+            var handles: [Int] = []
+            for _ in 0..<2 {
+                let lock = try await AuthTests.send(client, .post, "/v1/batches/\(id)/locks")
+                #expect(lock.status == 201 && lock.object["state"] as? String == "waiting", "\(lock)")
+                handles.append(try #require(lock.object["id"] as? Int))
+            }
+            #expect(try await AuthTests.send(client, .get, "/v1/monitor/events").object["waiting"] as? Int == 2)
+            #expect(try await AuthTests.send(client, .post, "/v1/handles/\(handles[0])/release").status == 200)
+            #expect(try await AuthTests.send(client, .get, "/v1/monitor/events").object["waiting"] as? Int == 1)
+        }
+    }
+
     @Test func meminfoParsing() {
         let text = "MemTotal:        8000000 kB\nMemFree:  100 kB\nMemAvailable:    4000000 kB\n"
         #expect(HostFigures.kibibytes("MemTotal", in: text) == 8_000_000)

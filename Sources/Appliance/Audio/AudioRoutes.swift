@@ -25,11 +25,7 @@ struct AudioRoutes {
         }
         router.get("/audio/:token/player") { _, context -> Response in
             _ = try await resolve(context.parameters)
-            guard let page = InstalledFiles.contents("static/audio.html") else {
-                throw APIError(status: .internalServerError, code: "missing_file", message: "static/audio.html is not installed")
-            }
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: page)))
+            return try InstalledFiles.htmlPage("static/audio.html")
         }
         // Reached when the WebSocket router did not upgrade: a bad token, or not a WebSocket.
         router.get("/audio/:token/ws") { _, context -> Response in

@@ -18,9 +18,8 @@ struct MonitorFeed {
     }
 
     func snapshot() async throws -> Snapshot {
-        let waiting = try await pool.store.handles().filter { $0.state == .waiting }.count
-        return Snapshot(vms: try await pool.store.vms().map(VMView.init),
-                        pool: try await pool.store.poolSize(), waiting: waiting)
+        Snapshot(vms: try await pool.store.vms().map(VMView.init), pool: try await pool.store.poolSize(),
+                 waiting: try await pool.store.handleCount(state: .waiting))
     }
 
     /// Without `Accept: text/event-stream` (a plain fetch, curl): one snapshot as JSON.

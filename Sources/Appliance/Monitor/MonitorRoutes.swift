@@ -11,11 +11,7 @@ struct MonitorRoutes {
 
     func register(on router: Router<AppRequestContext>) {
         router.get("/static/monitor.html") { _, _ in
-            guard let page = InstalledFiles.contents("static/monitor.html") else {
-                throw APIError(status: .internalServerError, code: "missing_file", message: "static/monitor.html is not installed")
-            }
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: page)))
+            return try InstalledFiles.htmlPage("static/monitor.html")
         }
         router.get("/v1/monitor/events") { request, context in
             try context.requireAdmin()

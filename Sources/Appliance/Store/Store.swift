@@ -83,6 +83,11 @@ final class Store: Sendable {
         }
     }
 
+    /// How many handles are in `state`, counted by SQLite (the table keeps every handle ever made).
+    func handleCount(state: HandleState) async throws -> Int {
+        try await pool.read { db in try HandleRecord.filter(Column("state") == state.rawValue).fetchCount(db) }
+    }
+
     func handle(_ id: Int64) async throws -> HandleRecord? {
         try await pool.read { db in try HandleRecord.fetchOne(db, key: id) }
     }

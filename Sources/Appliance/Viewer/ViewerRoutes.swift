@@ -20,11 +20,7 @@ struct ViewerRoutes {
         router.add(middleware: FileMiddleware(noVNCDirectory, urlBasePath: "/novnc"))
         router.get("/viewer/:id") { _, context in
             _ = try InputValidation.id(context.parameters.require("id"), "id")
-            guard let page = InstalledFiles.contents("static/viewer.html") else {
-                throw APIError(status: .internalServerError, code: "missing_file", message: "static/viewer.html is not installed")
-            }
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                             body: .init(byteBuffer: ByteBuffer(string: page)))
+            return try InstalledFiles.htmlPage("static/viewer.html")
         }
         // What a token grants, for the viewer page (view-only UI, whether to reconnect).
         router.get("/v1/vms/:id/vnc/access") { request, context in
