@@ -16,11 +16,10 @@ struct DiskSpaceCheck: DoctorCheck {
         while !FileManager.default.fileExists(atPath: path), path != "/" {
             path = (path as NSString).deletingLastPathComponent
         }
-        var stats = statvfs()
-        guard statvfs(path, &stats) == 0 else {
-            return DoctorFinding(check: name, verdict: .fail, detail: "statvfs(\(path)) failed: \(String(cString: strerror(errno)))", advice: "check --state-dir")
+        let free: UInt64
+        do { free = try FileSystemSpace(of: path).availableBytes } catch {
+            return DoctorFinding(check: name, verdict: .fail, detail: "statvfs(\(path)) failed: \(error)", advice: "check --state-dir")
         }
-        let free = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
         let detail = String(format: "%.1f GiB free on %@ (for %@)", Double(free) / Double(1 << 30), path, stateDir)
         if free < failBelow {
             return DoctorFinding(check: name, verdict: .fail, detail: detail, advice: "free space or choose another --state-dir: each VM's overlay and captures need room (2 GiB is the minimum)")

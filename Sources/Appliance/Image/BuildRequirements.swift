@@ -38,11 +38,10 @@ enum BuildRequirements {
         // A cached rootfs already holds most of what a build needs.
         let cached = FileManager.default.fileExists(atPath: options.rootfsStamp)
         let needed = cached ? options.sizeBytes * 2 : ImageBuildOptions.requiredFreeBytes
-        var fs = statvfs()
-        guard statvfs(options.workDir, &fs) == 0 else {
-            throw ImageBuildError(step: step, reason: "cannot stat the file system of \(options.workDir): \(String(cString: strerror(errno)))")
+        let free: UInt64
+        do { free = try FileSystemSpace(of: options.workDir).availableBytes } catch {
+            throw ImageBuildError(step: step, reason: "cannot stat the file system of \(options.workDir): \(error)")
         }
-        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
         log.info(String(format: "free space in %@: %.1f GiB (need %.1f GiB)", options.workDir, Double(free) / 1_073_741_824, Double(needed) / 1_073_741_824))
         guard free >= needed else {
             throw ImageBuildError(step: step, reason: String(format: "not enough free space in %@: %.1f GiB free, the build needs %.1f GiB (choose another --work-dir or free space)", options.workDir, Double(free) / 1_073_741_824, Double(needed) / 1_073_741_824))

@@ -16,17 +16,15 @@ struct HostFigures: Encodable, Equatable {
     static func read(diskPath: String) -> HostFigures {
         let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
         let loadavg = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
-        var disk = statvfs()
-        let diskOK = statvfs(diskPath, &disk) == 0
-        let block = Int64(disk.f_frsize)
+        let disk = try? FileSystemSpace(of: diskPath)
         return HostFigures(
             cpus: ProcessInfo.processInfo.activeProcessorCount,
             load: loadavg.split(separator: " ").prefix(3).compactMap { Double($0) },
             memoryTotalBytes: kibibytes("MemTotal", in: meminfo) * 1024,
             memoryAvailableBytes: kibibytes("MemAvailable", in: meminfo) * 1024,
             diskPath: diskPath,
-            diskTotalBytes: diskOK ? Int64(disk.f_blocks) * block : 0,
-            diskAvailableBytes: diskOK ? Int64(disk.f_bavail) * block : 0)
+            diskTotalBytes: Int64(disk?.totalBytes ?? 0),
+            diskAvailableBytes: Int64(disk?.availableBytes ?? 0))
     }
 
     /// A `Name:   123 kB` line of /proc/meminfo, or 0.

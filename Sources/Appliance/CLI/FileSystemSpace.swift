@@ -1,0 +1,23 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The size and the free space (for unprivileged writers) of the file system holding a path,
+/// from statvfs(3): a metadata read that never waits on a device.
+struct FileSystemSpace {
+    let totalBytes: UInt64
+    let availableBytes: UInt64
+
+    struct Failure: Error, CustomStringConvertible {
+        /// strerror of statvfs's errno.
+        let description: String
+    }
+
+    init(of path: String) throws {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { throw Failure(description: String(cString: strerror(errno))) }
+        totalBytes = UInt64(stats.f_blocks) * UInt64(stats.f_frsize)
+        availableBytes = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+    }
+}
