@@ -34,11 +34,27 @@ public final class AudioRelay: Sendable {
     public var socketPath: String { server.socketPath }
 
     /// Starts (or finds) the daemon and connects to it.
-    public func start() async throws {
-        let started = try await server.start()
-        try await connection.connect()
-        logger.info("audio relay connected to PulseAudio", metadata: [
-            "socket": "\(server.socketPath)", "daemon": "\(started ? "started" : "found running")"])
+    ///
+    /// Throws only when audio cannot work on this host at all (no `pulseaudio` executable, a
+    /// socket path PulseAudio cannot use). A daemon that fails or dies during the start is a
+    /// fault like any later one: the relay logs it and recovers in the background (a new
+    /// daemon, every second or so), and the appliance goes on starting.
+    ///
+    /// - Parameter afterDaemonStarted: runs between the daemon answering and the relay
+    ///   connecting (tests break the daemon there).
+    public func start(afterDaemonStarted: @Sendable () async -> Void = {}) async throws {
+        do {
+            let started = try await server.start()
+            await afterDaemonStarted()
+            try await connection.connect()
+            logger.info("audio relay connected to PulseAudio", metadata: [
+                "socket": "\(server.socketPath)", "daemon": "\(started ? "started" : "found running")"])
+        } catch let error as PulseError where error.meansNoAudioOnThisHost {
+            throw error
+        } catch {
+            logger.error("PulseAudio failed while the audio relay started; recovering in the background", metadata: ["error": "\(error)"])
+            connectionLost()
+        }
     }
 
     /// Makes sure the daemon has the null sink `name` (a VM's), and a channel for it.
@@ -105,6 +121,7 @@ public final class AudioRelay: Sendable {
         logger.warning("PulseAudio connection lost; recovering")
         Task {
             defer { recovering.withLock { $0 = false } }
+            var failures = 0
             while !Task.isCancelled, !isShutDown.withLock({ $0 }) {
                 do {
                     try await server.start()
@@ -118,8 +135,11 @@ public final class AudioRelay: Sendable {
                     logger.info("PulseAudio back; VM sinks re-created", metadata: ["sinks": "\(sinkNames.count)"])
                     return
                 } catch {
-                    logger.warning("PulseAudio recovery failed; retrying", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
+                    // A daemon that cannot start at all would otherwise fill the log every second.
+                    failures += 1
+                    let pause = Duration.seconds(min(1 << min(failures - 1, 4), 10))
+                    logger.warning("PulseAudio recovery failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
+                    try? await Task.sleep(for: pause)
                 }
             }
         }

@@ -15,6 +15,14 @@ public enum PulseError: Error, Sendable, Equatable, CustomStringConvertible {
     /// inject further arguments.
     case invalidName(String)
 
+    /// True for what no retry can fix: PulseAudio is not installed, or the socket path is unusable.
+    public var meansNoAudioOnThisHost: Bool {
+        switch self {
+        case .daemonMissing, .invalidName: true
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .daemonMissing(let m): "PulseAudio daemon missing: \(m)"

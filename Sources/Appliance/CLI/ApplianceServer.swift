@@ -42,7 +42,10 @@ struct ApplianceServer {
 
         if let network = config.network.libvirtNetwork {
             do {
-                if try await libvirt.ensureNetworkActive(name: network) { logger.info("started libvirt network", metadata: ["network": "\(network)"]) }
+                let started = try await Self.whileLibvirtIsDown("checking network \(network)", logger: logger) {
+                    try await libvirt.ensureNetworkActive(name: network)
+                }
+                if started { logger.info("started libvirt network", metadata: ["network": "\(network)"]) }
             } catch {
                 throw ServeConfig.Invalid(description: "libvirt network '\(network)' is not usable (\(error)); install dnsmasq-base or run with --network user")
             }
@@ -85,9 +88,11 @@ struct ApplianceServer {
                 webSocketRouter: webSockets,
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
-            services: [PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
-                       ViewerAccessService(access: viewer, logger: logger),
-                       RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services,
+            // Each restarted when it throws: an outside fault must not end the service group.
+            services: ([PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
+                        ViewerAccessService(access: viewer, logger: logger),
+                        RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services)
+                .map { $0.restarting(as: "\(type(of: $0))", logger: logger) },
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
@@ -100,13 +105,22 @@ struct ApplianceServer {
     /// Connects, waiting up to a minute for a libvirtd that is (re)starting, as after a host boot
     /// or a daemon restart; then fails with libvirt's own reason.
     static func connect(_ libvirt: LibvirtClient, logger: Logger) async throws {
-        let deadline = Date().addingTimeInterval(60)
+        try await whileLibvirtIsDown("connecting to \(libvirt.uri)", logger: logger, retryAnyError: true) { try await libvirt.connect() }
+    }
+
+    /// Runs a start-up step that needs libvirt, again every 2 s for up to a minute while libvirtd
+    /// is down or restarting (any error when `retryAnyError`); other errors are thrown at once.
+    static func whileLibvirtIsDown<T: Sendable>(
+        _ what: String, logger: Logger, retryAnyError: Bool = false, _ step: () async throws -> T
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(60)
         while true {
             do {
-                return try await libvirt.connect()
+                return try await step()
             } catch {
-                guard Date() < deadline else { throw error }
-                logger.warning("libvirt not reachable yet; retrying", metadata: ["uri": "\(libvirt.uri)", "error": "\(error)"])
+                let libvirtDown = error is LibvirtClientError || (error as? LibvirtError)?.isConnectionFailure == true
+                guard retryAnyError || libvirtDown, ContinuousClock.now < deadline else { throw error }
+                logger.warning("libvirt not reachable yet; retrying", metadata: ["step": "\(what)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(2))
             }
         }
@@ -122,7 +136,7 @@ struct ApplianceServer {
         }
         let relay = try AudioRelay(socketPath: state.audioSocket, runtimeDirectory: state.audioRuntime, logger: logger)
         do {
-            try await relay.start()
+            try await relay.start(afterDaemonStarted: { await TestGate.pass("audio") })
         } catch {
             throw ServeConfig.Invalid(description: "audio: \(error) (install pulseaudio, or run with --no-audio)")
         }

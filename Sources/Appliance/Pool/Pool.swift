@@ -46,8 +46,12 @@ actor Pool {
     }
 
     /// Runs until cancelled: resync with libvirt, then reconcile on every change and tick.
+    ///
+    /// Throws only when cancelled: a resync that fails (libvirtd died while it ran) is retried,
+    /// and the loops below log their own failures. It is not restartable (its streams end when
+    /// the task running it is cancelled), so nothing else may escape it.
     func run() async throws {
-        try await resync()
+        try await resyncUntilItSucceeds()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.consumeLibvirtEvents() }
             group.addTask {
@@ -413,6 +417,26 @@ actor Pool {
                 logger.info("libvirt connection re-opened; resyncing")
                 try? await store.record("libvirt.reconnected", "re-reading domains")
                 do { try await resync() } catch { logger.error("resync failed", metadata: ["error": "\(error)"]) }
+            }
+        }
+    }
+
+    /// The start-up resync, retried with a growing pause (1 s to 10 s) until it succeeds: the
+    /// pool must not start booting or failing VMs before it knows what libvirt has, and a libvirtd
+    /// that is down now is usually back within seconds (the client reconnects by itself).
+    private func resyncUntilItSucceeds() async throws {
+        await TestGate.pass("resync")
+        var pause: Duration = .seconds(1)
+        while true {
+            do {
+                try await resync()
+                return
+            } catch {
+                try Task.checkCancellation()
+                logger.error("start-up resync failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
+                try? await store.record("pool.resync_failed", "\(error); retrying in \(pause)")
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(10))
             }
         }
     }

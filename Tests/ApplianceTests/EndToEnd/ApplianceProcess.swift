@@ -16,6 +16,8 @@ final class ApplianceProcess: @unchecked Sendable {
     let image: GuestImageChoice
     /// More `serve` flags, after the usual ones (e.g. `--trusted-network`).
     let extraArguments: [String]
+    /// Added to the test's environment for the next `start()` (e.g. `VMCLOUD_TEST_GATES`).
+    var environment: [String: String] = [:]
     private var process: Process?
 
     static var binary: String { repositoryRoot + "/.build/debug/appliance" }
@@ -63,6 +65,7 @@ final class ApplianceProcess: @unchecked Sendable {
             "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
             "--image", image.directory, "--network", "user", "--log-level", "debug",
         ] + image.arguments + extraArguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
         }
@@ -89,6 +92,9 @@ final class ApplianceProcess: @unchecked Sendable {
 
     /// A client with the admin key.
     var api: HTTPTestClient { HTTPTestClient(baseURL: baseURL, key: adminKey) }
+
+    /// Whether the process is still running (it did not exit by itself).
+    var isRunning: Bool { process?.isRunning ?? false }
 
     /// SIGKILL: no cleanup, no graceful shutdown.
     func kill9() {
@@ -245,11 +251,26 @@ struct ApplianceRun {
 
 /// Starts an appliance on a fresh state directory, runs `body`, and always cleans up: stops the
 /// process, destroys its domains, removes its files. A failure carries the appliance's log.
+///
+/// `whileStarting` runs beside the start (the appliance is up only once both are done): a test
+/// that holds the start at a `TestGate` breaks something there and opens the gate.
 func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test, arguments: [String] = [],
+                   environment: [String: String] = [:],
+                   whileStarting: @Sendable (ApplianceProcess) async throws -> Void = { _ in },
                    _ body: (ApplianceRun) async throws -> Void) async throws {
     let dir = try makeTemporaryDirectory(label)
     let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, extraArguments: arguments)
-    try await appliance.start()
+    appliance.environment = environment
+    do {
+        async let started: Void = appliance.start()
+        try await whileStarting(appliance)
+        try await started
+    } catch {
+        appliance.stop()
+        _ = try? runTool("/usr/bin/pkill", ["-f", "socket=\(appliance.stateDir)/audio/native"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        throw ApplianceProcess.Failure("\(error)\n--- appliance log ---\n\(appliance.logTail(120))")
+    }
     let api = appliance.api
     let instance = (try await api.json("/v1/pool") as! [String: Any])["instance"] as! String
     let run = ApplianceRun(appliance: appliance, api: api, instance: instance, directory: dir)

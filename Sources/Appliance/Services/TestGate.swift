@@ -1,0 +1,21 @@
+import Foundation
+
+/// Holds the appliance at a named point of its start-up so that a test can break a dependency
+/// exactly there (kill libvirtd before the resync, PulseAudio before the relay connects).
+///
+/// Off unless `VMCLOUD_TEST_GATES` names a directory that holds `<name>.hold`. Then
+/// `pass(name)` writes `<dir>/<name>.reached` and waits until `<dir>/<name>.open` exists (at
+/// most 5 minutes).
+enum TestGate {
+    static let directory = ProcessInfo.processInfo.environment["VMCLOUD_TEST_GATES"].flatMap { $0.isEmpty ? nil : $0 }
+
+    static func pass(_ name: String) async {
+        guard let directory, FileManager.default.fileExists(atPath: "\(directory)/\(name).hold") else { return }
+        let reached = "\(directory)/\(name).reached"
+        FileManager.default.createFile(atPath: reached, contents: nil)
+        let deadline = ContinuousClock.now + .seconds(300)
+        while !FileManager.default.fileExists(atPath: "\(directory)/\(name).open"), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
