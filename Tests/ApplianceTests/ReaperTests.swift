@@ -2,6 +2,7 @@ import AudioRelay
 import Foundation
 import Libvirt
 import Logging
+import Synchronization
 import Testing
 @testable import Appliance
 
@@ -28,6 +29,30 @@ import Testing
         let events = try await store.events().filter { $0.kind == "reaper.removed" }
         #expect(events.count == 4)
         #expect(try await Reaper(store: store, hypervisor: hypervisor).sweep().isEmpty, "nothing left the second time")
+        await libvirt.close()
+    }
+
+    /// The race bench/fault found: a VM inserted (and its overlay and sockets made) while a pass
+    /// runs keeps its files. The pass lists files before it reads what to keep; in the other order
+    /// the new VM is missing from the keep-set but its files are listed, and they were removed.
+    @Test func aVMInsertedDuringAPassKeepsItsFiles() async throws {
+        let (store, dir, state, libvirt, hypervisor) = try await reaperRig()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inserted = Mutex<Int64?>(nil)
+        let removed = try await Reaper(store: store, hypervisor: hypervisor).sweep(afterListing: {
+            // What the pool does when it boots a VM: the row first, then the files.
+            let vm = try await store.insertPendingVM(domainPrefix: "vmcloud-test").id!
+            for path in [state.overlay(vm: vm), state.agentSocket(vm: vm), state.vncSocket(vm: vm), state.consoleLog(vm: vm)] {
+                FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+            }
+            inserted.withLock { $0 = vm }
+        })
+        let vm = try #require(inserted.withLock { $0 })
+        #expect(removed.isEmpty, "\(removed)")
+        for path in [state.overlay(vm: vm), state.agentSocket(vm: vm), state.vncSocket(vm: vm), state.consoleLog(vm: vm)] {
+            #expect(FileManager.default.fileExists(atPath: path), "\(path)")
+        }
+        #expect(try await store.events().filter { $0.kind == "reaper.removed" }.isEmpty)
         await libvirt.close()
     }
 

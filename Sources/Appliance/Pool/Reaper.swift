@@ -16,8 +16,11 @@ struct Reaper {
     /// asked what to keep: a VM inserted during the pass then either made its files after the
     /// listing (not seen) or is in the store when it is read (kept). The other order removed the
     /// fresh overlay of a VM booting right after a restart (found by bench/fault).
+    ///
+    /// - Parameter afterListing: runs between the listing and the reads of what to keep (a test
+    ///   inserts a VM there to prove the order).
     @discardableResult
-    func sweep() async throws -> [String] {
+    func sweep(afterListing: @Sendable () async throws -> Void = {}) async throws -> [String] {
         let state = hypervisor.state
         let machinesDir = state.root + "/machines"
         func list(_ directory: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] }
@@ -28,6 +31,7 @@ struct Reaper {
         // killed appliance and is reused).
         var sinks: [String] = []
         if let audio = hypervisor.audio { sinks = ((try? await audio.daemonSinkNames()) ?? audio.sinkNames).filter { $0.hasPrefix(sinkPrefix) } }
+        try await afterListing()
 
         let live = Set(try await store.vms().filter { $0.state.isLive }.compactMap(\.id))
         let running = Set(try await hypervisor.ourDomains().values)
