@@ -5,8 +5,9 @@ Runs N random operations (lock, release, prepare-batch, cancel-batch, set-pool-s
 handle-status polls, and the destructive ones: kill -9 of the appliance, of a guest's QEMU and of
 libvirtd) against a small pool of guests booted from the tiny test image, then lets the system
 settle and checks six invariants twice: right after the operations, and again after every handle
-is released and every batch cancelled ("drained"). Each invariant prints PASS or FAIL; the last
-line is `N passed, M failed`. Exit status 1 when an invariant fails (with --strict also on a
+is released and every batch cancelled ("drained"); then that every operation ran and that the
+kills found something to kill. Each check prints PASS or FAIL; the last line is
+`N passed, M failed`. Exit status 1 when a check fails (with --strict also on a
 finding: an unexpected API error while everything is up, or the event log showing the reaper
 removing files of a live VM).
 
@@ -301,6 +302,8 @@ class Run:
         self.watch_interrupted = collections.Counter()
         self.unexpected_exits = []
         self.restarts = collections.Counter()
+        # Destructive ops that found something to kill (hit) or nothing (missed).
+        self.kills = collections.defaultdict(lambda: {"hit": 0, "missed": 0})
         self.instance = None
         self.prefix = None
         self.appliance = None
@@ -561,14 +564,17 @@ class Run:
         time.sleep(self.rng.uniform(0, 0.5))
         took = self.restart_appliance()
         self.last_fault_end = now()
+        self.kills["kill-appliance"]["hit"] += 1
         return None, f"pid {pid}, API answered after {took:.2f}s"
 
     def op_kill_qemu(self):
         try:
             names = domains(self.prefix, running_only=True)
         except RuntimeError as e:
+            self.kills["kill-qemu"]["missed"] += 1
             return None, f"skipped: {e}"
         if not names:
+            self.kills["kill-qemu"]["missed"] += 1
             return None, "skipped: no running domain"
         name = self.rng.choice(names)
         self.interrupt_watches()
@@ -581,12 +587,15 @@ class Run:
                 pass
         self.last_fault_end = now()
         if not pids:
+            self.kills["kill-qemu"]["missed"] += 1
             return None, f"skipped: {name} has no QEMU process any more (going away)"
+        self.kills["kill-qemu"]["hit"] += 1
         self.restarts["qemu_killed"] += 1
         return None, f"{name} pids {pids}"
 
     def op_kill_libvirtd(self):
         pids = [int(p) for p in run(["pgrep", "-x", "libvirtd"], timeout=10).stdout.split()]
+        self.kills["kill-libvirtd"]["hit" if pids else "missed"] += 1
         after = self.last_event_id()
         self.interrupt_watches()
         for p in pids:
@@ -1049,6 +1058,12 @@ class Run:
                 print(f"{'PASS' if passed else 'FAIL'} {n}. {names[n]}")
                 for line in (inv1[n][1] if not inv1[n][0] else []) + (inv2[n][1] if not inv2[n][0] else []) + extra:
                     print(f"       {line}")
+            # The run itself: every operation asked for ran, and the kills found something to kill.
+            for name, passed, lines in self.run_checks(done, stopped_early):
+                invariants.append({"n": name, "name": name, "passed": passed, "notes": lines})
+                print(f"{'PASS' if passed else 'FAIL'} {name}")
+                for line in lines:
+                    print(f"       {line}")
             npass = sum(i["passed"] for i in invariants)
             failed = npass != len(invariants)
             keep_log = failed or bool(self.unexpected_exits) or a.keep_log
@@ -1073,6 +1088,7 @@ class Run:
                 "observations": self.observations[:200],
                 "unexpected_exits": self.unexpected_exits,
                 "restarts": dict(self.restarts),
+                "kills": {k: dict(v) for k, v in self.kills.items()},
                 "invariants": invariants,
                 "settle": {"after_ops": {"settled": ok1, "seconds": round(t1, 1), "pending": why1},
                            "after_drain": {"settled": ok2, "seconds": round(t2, 1), "pending": why2}},
@@ -1152,6 +1168,31 @@ class Run:
             ok, details = inv[n]
             say(f"  [{label}] invariant {n}: {'ok' if ok else 'VIOLATED'}: {details[0] if ok else '; '.join(details[:10])}")
 
+    def run_checks(self, done, stopped_early):
+        """(name, passed, lines) for what the run itself must have done: all `--ops` operations,
+        and destructive ops that mostly hit something (a kill of nothing checks nothing)."""
+        a = self.args
+        checks = [("ops: every operation asked for ran", done == a.ops,
+                   [] if done == a.ops else [f"ran {done} of {a.ops}: {stopped_early}"])]
+        hits = sum(v["hit"] for v in self.kills.values())
+        missed = sum(v["missed"] for v in self.kills.values())
+        share = missed / (hits + missed) if hits + missed else 0.0
+        lines = [f"{k}: {v['hit']} hit, {v['missed']} found nothing" for k, v in sorted(self.kills.items())]
+        passed = share <= a.max_missed_kills
+        if not passed:
+            lines.append(f"{share:.0%} of the kills found nothing to kill (at most {a.max_missed_kills:.0%} allowed)")
+        # Each destructive kind that is on must have hit at least once in a run long enough to
+        # expect it (about 7 libvirtd kills in 500 ops).
+        if a.ops >= 200:
+            enabled = [k for k, off in (("kill-appliance", a.no_appliance_kill), ("kill-qemu", a.no_qemu_kill),
+                                        ("kill-libvirtd", a.no_libvirtd_kill)) if not off]
+            for kind in enabled:
+                if self.kills[kind]["hit"] == 0:
+                    passed = False
+                    lines.append(f"{kind} never hit anything in {a.ops} operations")
+        checks.append((f"kills: at most {a.max_missed_kills:.0%} found nothing to kill, each kind hit", passed, lines))
+        return checks
+
     def print_summary(self, r):
         d = r["durations_s"]
         print()
@@ -1191,6 +1232,8 @@ def main():
     ap.add_argument("--report", default=str(ROOT / "bench/fault/last-run.json"))
     ap.add_argument("--keep", action="store_true", help="keep state dir, log and domains")
     ap.add_argument("--strict", action="store_true", help="exit 1 on findings too (not only on failed invariants)")
+    ap.add_argument("--max-missed-kills", type=float, default=0.25,
+                    help="the share of kills that may find nothing to kill (no running domain, no libvirtd)")
     ap.add_argument("--keep-log", action="store_true", help="keep the appliance log even when everything passed")
     ap.add_argument("--no-libvirtd-kill", action="store_true")
     ap.add_argument("--no-appliance-kill", action="store_true")
