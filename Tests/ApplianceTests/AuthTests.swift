@@ -111,7 +111,7 @@ import Testing
             // answer without one is theirs, never the client-key 401.
             for uri in ["/v1/openapi.yaml", "/viewer/1", "/v1/vms/1/vnc/access", "/v1/vms/1/vnc", "/audio/nope", "/audio/nope/player"] {
                 let answer = try await Self.send(client, .get, uri)
-                #expect(answer.error != "unauthenticated", "\(uri): \(answer)")
+                #expect(answer.error != "unauthenticated" && answer.status < 500, "\(uri): \(answer)")
             }
             #expect(try await Self.send(client, .get, "/v1/vms/1/vnc/access").error == "invalid_token")
         }
