@@ -84,7 +84,32 @@ import Testing
         Case(method: .get, uri: "/v1/pages/abc/page.mhtml", status: .badRequest),
         Case(method: .get, uri: "/v1/events?limit=abc", status: .badRequest),
         Case(method: .get, uri: "/v1/events?limit=100000", status: .badRequest),
+        Case(method: .get, uri: "/v1/vms?destroyed=null", status: .badRequest),
+        Case(method: .get, uri: "/v1/vms?kind=generic&destroyed=true&destroyed=false", status: .badRequest),
+        Case(method: .post, uri: "/v1/clients", body: #"{"email":"app@exa*mple.org"}"#, status: .badRequest),
+        Case(method: .post, uri: "/v1/clients", body: #"{"email":"app@localhost"}"#, status: .badRequest),
+        // A documented path asked with a method it does not have.
+        Case(method: .get, uri: "/set-pool-size/1/1/0", status: .methodNotAllowed),
+        Case(method: .delete, uri: "/v1/pool", status: .methodNotAllowed),
     ]
+
+    /// The router says 404 for a path with another method; the API says 405 and which methods
+    /// the path has (from the OpenAPI document), and keeps 404 for paths it does not have.
+    @Test func aMethodThePathLacksIs405WithAllow() async throws {
+        let harness = try await APIHarness()
+        try await harness.test { client in
+            for (method, uri, allow) in [(HTTPRequest.Method.delete, "/v1/pool", "GET, PUT"), (.get, "/lock/3", "POST"),
+                                         (.post, "/v1/clients/me", "GET"), (.init("TRACE")!, "/v1/clients/7", "DELETE, GET")] {
+                try await client.execute(uri: uri, method: method) { response in
+                    #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                    #expect(response.headers[.allow] == allow, "\(method) \(uri): \(response.headers)")
+                }
+            }
+            try await client.execute(uri: "/v1/no-such-thing", method: .delete) { response in
+                #expect(response.status == .notFound && response.headers[.allow] == nil)
+            }
+        }
+    }
 
     @Test func everyMalformedRequestIsRefusedAndChangesNothing() async throws {
         let harness = try await APIHarness()

@@ -7,12 +7,16 @@ struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let code: String
     let message: String
+    /// The methods the path has, for a 405 (its `Allow` header).
+    var allow: [String] = []
 
     static func badRequest(_ message: String) -> APIError { APIError(status: .badRequest, code: "bad_request", message: message) }
     static func notFound(_ message: String) -> APIError { APIError(status: .notFound, code: "not_found", message: message) }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONBody.response(ErrorBody(error: code, message: message), status: status)
+        var response = JSONBody.response(ErrorBody(error: code, message: message), status: status)
+        if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
+        return response
     }
 
     struct ErrorBody: Encodable {
@@ -24,6 +28,9 @@ struct APIError: HTTPResponseError {
 /// Turns every failure into the JSON error shape: our APIErrors, Hummingbird's own (unknown
 /// route, wrong method), store lookups that found nothing, and anything unexpected (500, logged).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Turns the router's 404 for a documented path into a 405 with `Allow`.
+    var documented = DocumentedRoutes(openAPIDocument: "")
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -45,6 +52,14 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
             }
             throw APIError(status: .badGateway, code: "libvirt_error", message: "\(error)")
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            // The router found no route: a documented path asked with another method is a 405.
+            let allowed = documented.methods(for: request.uri.path)
+            guard !allowed.isEmpty, !allowed.contains(request.method.rawValue) else {
+                throw APIError(status: .notFound, code: "not_found", message: "Not Found: \(request.method) \(request.uri.path)")
+            }
+            throw APIError(status: .methodNotAllowed, code: "method_not_allowed",
+                           message: "\(request.method) is not allowed on \(request.uri.path)", allow: allowed.sorted())
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
             throw APIError(status: error.status, code: code,

@@ -30,11 +30,15 @@ struct V1Routes {
 
         v1.get("vms") { request, context in
             try context.requireAdmin()
+            let destroyed = request.uri.queryParameters.getAll("destroyed")
+            guard destroyed.count <= 1, destroyed.allSatisfy({ $0 == "true" || $0 == "false" }) else {
+                throw APIError.badRequest("destroyed must be true or false, given once")
+            }
             switch request.uri.queryParameters.get("kind") ?? "pool" {
             case "pool": return JSONBody.response(try await pool.store.vms().map(VMView.init))
             case "generic":
                 guard let machines else { throw APIError.notFound("generic VMs are not enabled") }
-                let all = try await machines.store.machines(includeDestroyed: request.uri.queryParameters.get("destroyed") == "true")
+                let all = try await machines.store.machines(includeDestroyed: destroyed.first == "true")
                 return JSONBody.response(all.map { MachineView($0, files: machines.reconciler.files($0.id!)) })
             default: throw APIError.badRequest("kind must be pool or generic")
             }

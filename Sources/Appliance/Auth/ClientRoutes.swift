@@ -109,11 +109,14 @@ struct ClientView: Encodable {
 enum ClientValidation {
     static func email(_ raw: String) throws -> String {
         let email = raw.trimmingCharacters(in: .whitespaces)
+        // The OpenAPI document's pattern: ^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$
+        func isAlnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard (3...254).contains(email.utf8.count), parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
-              !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-              email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
-            throw APIError.badRequest("email must look like name@example.org (3 to 254 characters, no spaces)")
+        let labels = parts.count == 2 ? parts[1].split(separator: ".", omittingEmptySubsequences: false) : []
+        guard email.utf8.count <= 254, parts.count == 2, (1...64).contains(parts[0].utf8.count),
+              parts[0].utf8.allSatisfy({ isAlnum($0) || "._%+-".utf8.contains($0) }),
+              labels.count >= 2, labels.allSatisfy({ (1...63).contains($0.utf8.count) && $0.utf8.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "-") } }) else {
+            throw APIError.badRequest("email must look like name@example.org (letters, digits and ._%+- before the @, a domain of letters, digits and - with a dot)")
         }
         return email
     }

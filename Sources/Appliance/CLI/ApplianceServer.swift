@@ -151,11 +151,12 @@ extension ApplianceServer {
         machines: MachineService? = nil, proxy: SmartProxy? = nil, defaultCookies: [AgentProtocol.Cookie] = []
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
-        router.add(middleware: JSONErrorMiddleware())
+        let openAPIDocument = InstalledFiles.contents("docs/openapi.yaml")
+        router.add(middleware: JSONErrorMiddleware(documented: DocumentedRoutes(openAPIDocument: openAPIDocument ?? "")))
         router.add(middleware: AuthMiddleware(authenticator: authenticator))
         ClientRoutes(store: pool.store).register(on: router)
         LegacyRoutes(pool: pool, defaultCookies: defaultCookies, viewer: viewer).register(on: router)
-        V1Routes(pool: pool, openAPIDocument: InstalledFiles.contents("docs/openapi.yaml"), machines: machines).register(on: router)
+        V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: router)
         let adminOnly = router.group().add(middleware: AdminOnlyMiddleware())
         if let machines {
             MachineRoutes(machines: machines).register(on: adminOnly)

@@ -63,7 +63,12 @@ struct ViewerLaunchRoutes {
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
             try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
-            return view(machine, project: project, kind: kind, port: Int(request.uri.queryParameters.get("port") ?? "") ?? 80, created: false)
+            var port = 80
+            if let raw = request.uri.queryParameters.get("port") {
+                guard let value = Int(raw), (1...65535).contains(value) else { throw APIError.badRequest("port must be 1 to 65535, got '\(raw.prefix(16))'") }
+                port = value
+            }
+            return view(machine, project: project, kind: kind, port: port, created: false)
         }
         viewers.delete(":project/:kind") { request, context in
             let (project, kind) = try key(context)
