@@ -39,6 +39,8 @@ packages=(
     qemu-system-gui
     # the Python tools of the tests (schemathesis, from PyPI) live in a venv
     python3-venv curl
+    # systemd-analyze verifies the unit `appliance install` writes (InstallTests)
+    systemd
 )
 missing=()
 for p in "${packages[@]}"; do
