@@ -19,6 +19,8 @@ actor MachineReconciler {
         /// A VM that crashes this many times within `crashWindow` stops being restarted.
         var crashLimit = 5
         var crashWindow: TimeInterval = 600
+        /// As `PoolSettings.qemuPidPoll`.
+        var qemuPidPoll = !TestSwitch.noQemuPidPoll
     }
 
     /// The last pass, for the API and the benchmark.
@@ -79,11 +81,13 @@ actor MachineReconciler {
             group.addTask {
                 for await _ in self.kicks { await self.pass() }
             }
-            group.addTask {
-                // libvirt reports a killed QEMU late; its vanished process is seen at once.
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .milliseconds(200))
-                    if await self.anyRunningQemuDied() { self.kick() }
+            if settings.qemuPidPoll {
+                group.addTask {
+                    // libvirt reports a killed QEMU late; its vanished process is seen at once.
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(200))
+                        if await self.anyRunningQemuDied() { self.kick() }
+                    }
                 }
             }
             try await group.next()

@@ -66,10 +66,12 @@ actor Pool {
                     await self.kick()
                 }
             }
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .milliseconds(200))
-                    await self.failVMsWhoseQemuDied()
+            if settings.qemuPidPoll {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(200))
+                        await self.failVMsWhoseQemuDied()
+                    }
                 }
             }
             group.addTask {
@@ -266,6 +268,7 @@ actor Pool {
     private func startReset(_ id: Int64) {
         guard busy.insert(id).inserted else { return }
         Task {
+            await TestGate.pass("reset")
             let started = ContinuousClock.now
             await captures.drop(vm: id)
             do {

@@ -1,7 +1,8 @@
 import Foundation
 
-/// Holds the appliance at a named point of its start-up so that a test can break a dependency
-/// exactly there (kill libvirtd before the resync, PulseAudio before the relay connects).
+/// Holds the appliance at a named point so that a test can break something exactly there (kill
+/// libvirtd before the start-up resync, PulseAudio before the relay connects, the appliance
+/// while a VM is being reset).
 ///
 /// Off unless `VMCLOUD_TEST_GATES` names a directory that holds `<name>.hold`. Then
 /// `pass(name)` writes `<dir>/<name>.reached` and waits until `<dir>/<name>.open` exists (at

@@ -68,7 +68,7 @@ import Glibc
             let before = try await run.live().compactMap { $0["domain"] as? String }
 
             // Restarted (kill -9 leaves its VM running) and held just before the start-up resync.
-            let gates = try StartupGates(in: run.directory, holding: ["resync"])
+            let gates = try TestGates(in: run.directory, holding: ["resync"])
             run.appliance.kill9()
             run.appliance.environment = gates.environment
             try await run.appliance.start()

@@ -110,7 +110,7 @@ import Glibc
     }
 
     @Test func unwritableSaveTargetEndsInFailedToSaveAndACrashRestarts() async throws {
-        try await withAppliance("machines-fail") { run in
+        try await withAppliance("machines-fail", arguments: ["--reconcile-interval", "60"], environment: ["VMCLOUD_TEST_NO_QEMU_PID_POLL": "1"]) { run in
             let api = run.api
             let store = try Self.stockImageStore(run)
             // A regular file where the target's folder should be: every try fails, even as root.
@@ -124,7 +124,8 @@ import Glibc
             try await Self.waitStatus(api, uuid, "running")
             #expect(try await Self.events(api, uuid).contains { ($0["kind"] as? String) == "machine.downloaded" })
 
-            // kill -9 of its QEMU: noticed through libvirt's event, restarted on the same disks.
+            // kill -9 of its QEMU: noticed through libvirt's event (the pid-file poll is off and the
+            // reconciler's own pass comes once a minute), restarted on the same disks.
             let domain = try #require(try await Self.status(api, uuid)["domain"] as? String)
             _ = try runTool("/usr/bin/pkill", ["-KILL", "-f", "guest=\(domain),"])
             let killed = Date()

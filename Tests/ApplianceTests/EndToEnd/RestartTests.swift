@@ -5,10 +5,13 @@ import Testing
 /// VMs, batches and handles, no duplicate domains, orphans destroyed, no VM with two handles.
 @Suite(.serialized) struct RestartTests {
     @Test func killNineDuringBootAndDuringResetThenRestart() async throws {
-        try await withAppliance("restart") { run in try await scenario(run) }
+        let parent = try makeTemporaryDirectory("restart-gates")
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let gates = try TestGates(in: parent, holding: [])
+        try await withAppliance("restart", environment: gates.environment) { run in try await scenario(run, gates) }
     }
 
-    func scenario(_ run: ApplianceRun) async throws {
+    func scenario(_ run: ApplianceRun, _ gates: TestGates) async throws {
         let (appliance, api, prefix, live) = (run.appliance, run.api, run.prefix, run.live)
         func checkInvariants() async throws {
             let vms = try await live()
@@ -25,13 +28,19 @@ import Testing
 
         // 1. Kill while the first VMs are being created.
         #expect(try await api.postOK("/set-pool-size/2/3/60000") == "")
-        try await Task.sleep(for: .milliseconds(300))
+        var booting: Set<Int> = []
+        try await eventually("a VM being created", timeout: 30) {
+            booting = Set(try await live().filter { ["pending", "booting"].contains($0["state"] as? String ?? "") }.compactMap { $0["id"] as? Int })
+            return !booting.isEmpty
+        }
         appliance.kill9()
         try await appliance.start()
         try await eventually("two idle VMs after the restart", timeout: 120) {
             try await live().filter { $0["state"] as? String == "idle" }.count == 2
         }
         #expect(try await live().count == 2)
+        let idle = Set(try await live().compactMap { $0["id"] as? Int })
+        #expect(booting.isSubset(of: idle), "the VMs killed while booting (\(booting)) were adopted, not replaced: \(idle)")
         try await checkInvariants()
 
         // 2. Kill right after a release, while the VM is being reset for the waiting handle.
@@ -45,8 +54,12 @@ import Testing
         let vmOfH1 = try await api.handleStatus(h1)["vmid"] as! Int
         let vmOfH2 = try await api.handleStatus(h2)["vmid"] as! Int
         let h3 = try await api.postOK("/lock/\(batch)")
+        gates.hold("reset")
         _ = try await api.postOK("/release/\(h1)")
+        try await gates.reached("reset", timeout: 30)
+        #expect((try await api.json("/v1/vms/\(vmOfH1)") as? [String: Any])?["state"] as? String == "resetting", "killed during the reset")
         appliance.kill9()
+        gates.stopHolding("reset")
 
         // 3. While it is down, a domain of ours that the store does not know appears.
         let orphan = prefix + "vm999999"

@@ -12,7 +12,7 @@ import Testing
     @Test func pulseAudioDyingAtStartIsRecovered() async throws {
         let parent = try makeTemporaryDirectory("audio-gate")
         defer { try? FileManager.default.removeItem(atPath: parent) }
-        let gates = try StartupGates(in: parent, holding: ["audio"])
+        let gates = try TestGates(in: parent, holding: ["audio"])
         try await withAppliance("audio-fault", environment: gates.environment, whileStarting: { appliance in
             try await gates.reached("audio", timeout: 25)
             let socket = appliance.stateDir + "/audio/native"

@@ -1,9 +1,9 @@
 import Foundation
 
 /// The test side of the appliance's `TestGate`: the appliance, started with
-/// `VMCLOUD_TEST_GATES=<directory>`, stops at the named points of its start-up that the test
-/// holds until the test has broken what it wants broken there and opened the gate.
-struct StartupGates: Sendable {
+/// `VMCLOUD_TEST_GATES=<directory>`, stops at the named points (of its start-up, or a VM's reset)
+/// that the test holds until the test has broken what it wants broken there and opened the gate.
+struct TestGates: Sendable {
     let directory: String
 
     /// Gates in `parent`; the appliance stops at those named in `holding` only.
@@ -25,5 +25,16 @@ struct StartupGates: Sendable {
     /// Lets the appliance go on past gate `name`.
     func open(_ name: String) {
         FileManager.default.createFile(atPath: "\(directory)/\(name).open", contents: nil)
+    }
+
+    /// From now on the appliance stops at gate `name`.
+    func hold(_ name: String) {
+        FileManager.default.createFile(atPath: "\(directory)/\(name).hold", contents: nil)
+    }
+
+    /// From now on the appliance passes gate `name` without stopping.
+    func stopHolding(_ name: String) {
+        try? FileManager.default.removeItem(atPath: "\(directory)/\(name).hold")
+        try? FileManager.default.removeItem(atPath: "\(directory)/\(name).reached")
     }
 }
