@@ -129,11 +129,13 @@ import Glibc
             let domain = try #require(try await Self.status(api, uuid)["domain"] as? String)
             _ = try runTool("/usr/bin/pkill", ["-KILL", "-f", "guest=\(domain),"])
             let killed = Date()
-            try await eventually("crash recorded", timeout: 10) {
+            try await eventually("crash recorded", timeout: 20) {
                 try await Self.events(api, uuid).contains { ($0["message"] as? String)?.contains("crash 1") == true }
             }
+            // libvirt's event for a killed QEMU takes about 1-2 s here (the pid-file poll, off in
+            // this test, is what makes it 200 ms in production); without the event it is 60 s.
             let noticed = Date().timeIntervalSince(killed)
-            #expect(noticed < 2, "crash noticed in \(noticed) s")
+            #expect(noticed < 10, "crash noticed in \(noticed) s")
             try await Self.waitStatus(api, uuid, "running")
 
             _ = try await api.object("POST", "/v1/vms/\(uuid)/stop")

@@ -149,7 +149,19 @@ import Testing
             // stays up and still serves good sessions.
             for (seed, token) in [(1, b.control), (2, b.view)] {
                 let fuzz = try runJSONScript("ws_fuzz.py", ["127.0.0.1", "\(run.appliance.port)", "/v1/vms/\(b.vm)/vnc?token=\(token)", "\(seed)", "80"])
-                #expect(fuzz["cases"] as? Int == 80, "\(fuzz)")
+                #expect(fuzz["requested"] as? Int == 80 && fuzz["ran"] as? Int == 80, "\(fuzz)")
+                let outcomes = fuzz["outcomes"] as? [String: Int] ?? [:]
+                // Frames RFC 6455 says a server must fail the connection for: closed (or reset)
+                // within 2 s. (Unmasked frames are not closed yet: a known gap, issue 27.)
+                let mustClose = ["reserved_opcode", "rsv_bits", "huge_length", "fragmented_control", "long_control", "bad_close", "lonely_continuation"]
+                // After a good upgrade the bridge always answers the upgrade (no timeout).
+                let badUpgrades = ["no_key", "bad_version", "huge_header", "garbage_request"]
+                for key in outcomes.keys {
+                    let parts = key.split(separator: ":").map(String.init)
+                    let (kind, result) = (parts.first ?? "", parts.last ?? "")
+                    if mustClose.contains(kind) { #expect(result == "101+closed" || result == "reset", "\(key)") }
+                    if !badUpgrades.contains(kind) { #expect(result != "timeout", "\(key)") }
+                }
             }
             #expect(try await api.get("/v1/pool").0 == 200)
             let (afterFuzz, _) = try await RFBViewer.session(Self.socketURL(run, vm: b.vm, token: b.control)) { stream in
