@@ -45,6 +45,12 @@ public struct LibvirtError: Error, Sendable, Equatable, CustomStringConvertible 
     }
 }
 
+/// Whether `error` means libvirtd is down or restarting (the client's own wait for a reconnect
+/// ran out, or libvirt's connection failed): the caller may retry, or answer 503.
+public func isLibvirtUnreachable(_ error: any Error) -> Bool {
+    error is LibvirtClientError || (error as? LibvirtError)?.isConnectionFailure == true
+}
+
 /// Errors raised by the Swift client itself rather than by libvirt.
 public enum LibvirtClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `connect()` has not succeeded yet.

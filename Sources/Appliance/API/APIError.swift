@@ -44,13 +44,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(status: .conflict, code: "name_taken", message: error.description)
         } catch let error as AgentError {
             throw APIError(status: .badGateway, code: "agent_error", message: error.description)
-        } catch let error as LibvirtClientError {
+        } catch where isLibvirtUnreachable(error) {
             // libvirtd is down (or restarting): what needs it waits for it, the rest still answers.
             throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
         } catch let error as LibvirtError {
-            if error.isConnectionFailure {
-                throw APIError(status: .serviceUnavailable, code: "libvirt_unavailable", message: "libvirt is not reachable: \(error)")
-            }
             throw APIError(status: .badGateway, code: "libvirt_error", message: "\(error)")
         } catch let error as HTTPError where error.status == .notFound && error.body == nil {
             // The router found no route: a documented path asked with another method is a 405.

@@ -118,8 +118,7 @@ struct ApplianceServer {
             do {
                 return try await step()
             } catch {
-                let libvirtDown = error is LibvirtClientError || (error as? LibvirtError)?.isConnectionFailure == true
-                guard retryAnyError || libvirtDown, ContinuousClock.now < deadline else { throw error }
+                guard retryAnyError || isLibvirtUnreachable(error), ContinuousClock.now < deadline else { throw error }
                 logger.warning("libvirt not reachable yet; retrying", metadata: ["step": "\(what)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(2))
             }
