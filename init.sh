@@ -198,6 +198,12 @@ Name=en* eth*
 DHCP=ipv4
 LinkLocalAddressing=no
 IPv6AcceptRA=no
+
+# Every clone of this image shares its files, so an identity derived from them (networkd's
+# default DUID comes from the machine-id) would give every VM on the NAT network one lease.
+# The MAC is the one thing libvirt makes unique per VM.
+[DHCPv4]
+ClientIdentifier=mac
 EOF
 # network-online.target (the agent waits for it so its hello carries the IP) must not hang
 # the boot when no lease comes: any one link, 20 s at most.
@@ -367,5 +373,10 @@ RestartSec=1
 WantedBy=multi-user.target
 EOF
 systemctl enable -q vmcloud-agent.service
+
+# Package scripts may have written a machine-id since the top of this file; every clone must
+# generate its own at boot (systemd takes the VM's SMBIOS UUID, unique per libvirt domain).
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed
 
 step "done: $(du -sxh / 2>/dev/null | cut -f1) in /; kernel $(ls /boot/vmlinuz-* | sed 's|/boot/vmlinuz-||' | tr '\n' ' ')"

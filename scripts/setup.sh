@@ -16,6 +16,8 @@ packages=(
     # libvirt's NAT network for the guests (--network nat, the default), and always for smart
     # proxy resources' VMs: the host reaches their ports there (see README, "Smart proxy")
     dnsmasq-base
+    # dhcp_release: a destroyed VM hands its NAT lease back (Hypervisor/DomainTeardown.swift)
+    dnsmasq-utils
     # the smart proxy benchmark (bench/proxy_bench.sh)
     wrk
     # building the test image

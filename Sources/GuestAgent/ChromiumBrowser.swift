@@ -198,9 +198,18 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
         process?.stop()
     }
 
+    /// How long one Chromium start may take before it counts as failed: a minute alone under
+    /// TCG, several with other guests booting on the same cores.
+    static let startupLimit: Double = 300
+
+    /// Blocks until a DevTools session is up, at most `timeout` seconds; false if none came.
+    func waitUntilReady(timeout: Double) -> Bool {
+        (try? waitForSession(timeout: timeout)) != nil
+    }
+
     /// Polls /json/version until DevTools answers, then finds the page target's WebSocket path.
     private func waitForDevTools(_ process: ChromiumProcess) throws -> String {
-        let deadline = Deadline(seconds: 60)
+        let deadline = Deadline(seconds: Self.startupLimit)
         struct Target: Decodable { var type: String; var webSocketDebuggerUrl: String? }
         var lastProblem = "no answer"
         while !deadline.expired {
@@ -217,7 +226,7 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
             }
             sleepMilliseconds(100)
         }
-        throw CDPError(description: "DevTools did not come up within 60 s (\(lastProblem))")
+        throw CDPError(description: "DevTools did not come up within \(Int(Self.startupLimit)) s (\(lastProblem))")
     }
 
     /// Supervisor: a Chromium process ended.

@@ -22,8 +22,14 @@ case .chromium:
     log("starting version \(agentVersion), chromium browser \(options.chromium.executable) as \(options.chromium.user), profile \(options.chromium.profileDir)")
     installTerminationHandler()
     let chromium = ChromiumBrowser(config: options.chromium, outbox: outbox)
-    // Requests wait for DevTools; the hello does not.
     chromium.startInBackground(wipe: true)
+    // The hello tells the host this VM can take a batch, so it waits for the browser: under
+    // TCG with several guests booting, Chromium takes minutes, and a configure sent on an
+    // earlier hello ran out of time and failed the VM. Bounded, so a browser that never comes
+    // up still shows on the host (configure then fails with the reason).
+    if !chromium.waitUntilReady(timeout: ChromiumBrowser.startupLimit) {
+        log("chromium not ready after \(Int(ChromiumBrowser.startupLimit)) s; saying hello anyway")
+    }
     browser = chromium
 }
 // Input events the guest receives, so the host can check that VNC input reaches the VM.

@@ -111,6 +111,11 @@ public final class LibvirtClient: @unchecked Sendable {
         try await perform { try $0.networkIsActive(name: name) }
     }
 
+    /// The host bridge of a virtual network (e.g. virbr0 for "default").
+    public func networkBridgeName(name: String) async throws -> String {
+        try await perform { try $0.networkBridgeName(name: name) }
+    }
+
     /// All domains, running or only defined.
     public func listDomains() async throws -> [DomainInfo] {
         try await perform { try $0.listDomains() }

@@ -1,4 +1,5 @@
 import CLibvirt
+import Glibc
 
 /// Virtual networks (libvirt's NAT network for the guests). Blocking; called on the client's queue.
 extension LibvirtConnection {
@@ -32,5 +33,21 @@ extension LibvirtConnection {
         let active = virNetworkIsActive(network)
         guard active >= 0 else { throw LibvirtError.takeLast(operation: "virNetworkIsActive(\(name))") }
         return active == 1
+    }
+}
+
+extension LibvirtConnection {
+    /// The host bridge of the named network (virbr0 for "default"); throws if it is not defined.
+    func networkBridgeName(name: String) throws -> String {
+        guard let conn = pointer else { throw LibvirtClientError.notConnected }
+        guard let network = virNetworkLookupByName(conn, name) else {
+            throw LibvirtError.takeLast(operation: "virNetworkLookupByName(\(name))")
+        }
+        defer { virNetworkFree(network) }
+        guard let bridge = virNetworkGetBridgeName(network) else {
+            throw LibvirtError.takeLast(operation: "virNetworkGetBridgeName(\(name))")
+        }
+        defer { free(bridge) }
+        return String(cString: bridge)
     }
 }

@@ -6,8 +6,8 @@ import Testing
 
 /// The probe behind `--accel auto` boots a real guest. Under TCG (always available) it must see
 /// the kernel's banner; without a kernel it must refuse with a reason. The KVM verdict itself
-/// depends on the host (on the build machines KVM guests hang), so it is only required to end
-/// within the deadline with a verdict.
+/// depends on the host (on the build machines KVM guests hang), so `auto` is required to agree
+/// with a KVM probe run beside it.
 @Suite(.serialized) struct AccelProbeTests {
     func withProbe(_ image: GuestImage? = nil, _ body: (AccelProbe) async throws -> Void) async throws {
         let dir = try makeTemporaryDirectory("probe")
@@ -39,13 +39,17 @@ import Testing
         }
     }
 
-    @Test func autoEndsWithAVerdictWithinTheDeadline() async throws {
+    /// `auto` follows the KVM probe's verdict: KVM when its kernel boots, TCG otherwise (on the
+    /// build machines /dev/kvm exists but KVM guests hang, so this ends in TCG after the deadline),
+    /// and it ends within the deadline either way.
+    @Test func autoFollowsTheKVMProbe() async throws {
         try await withProbe { probe in
+            let kvmBoots: Bool
+            if case .success = await probe.probe(.kvm) { kvmBoots = true } else { kvmBoots = false }
             let start = Date()
             let chosen = try await probe.resolve(.auto)
             #expect(Date().timeIntervalSince(start) < probe.deadline + 10)
-            #expect(Accelerator.allCases.contains(chosen))
-            #expect(try await probe.resolve(.tcg) == .tcg)
+            #expect(chosen == (kvmBoots ? .kvm : .tcg), "the KVM probe says \(kvmBoots ? "boots" : "does not boot"), auto chose \(chosen)")
         }
     }
 }

@@ -71,6 +71,7 @@ INVARIANTS = {
     4: "every handle in a legal state (and acknowledged releases/cancels survived)",
     5: "pool between min and max live VMs, appliance running",
     6: "store and guests agree (batch homepage applied in the guest, idle VMs reset clean)",
+    7: "every up VM's IP is the NAT lease of its own MAC, no two VMs share one",
 }
 NOTABLE_EVENTS = ("vm.failed", "handle.lost", "vm.orphan", "libvirt.disconnected", "libvirt.reconnected",
                   "agent.rejected", "reaper.removed")
@@ -172,14 +173,15 @@ def api(port, method, path, timeout=30):
 class Appliance:
     """The appliance binary (a private copy) on a fixed state dir and port."""
 
-    def __init__(self, binary, image, state, log_path, port, extra):
+    def __init__(self, binary, image, state, log_path, port, network, extra):
         self.binary, self.image, self.state, self.log_path, self.port, self.extra = binary, image, state, log_path, port, extra
+        self.network = network
         self.proc = None
         self.expected_running = False
 
     def args(self):
         return [self.binary, "serve", "--state-dir", self.state, "--listen", f"127.0.0.1:{self.port}",
-                "--accel", "tcg", "--image", self.image, "--network", "user", "--log-level", "debug",
+                "--accel", "tcg", "--image", self.image, "--network", self.network, "--log-level", "debug",
                 "--memory", "256", "--vcpus", "1", "--boot-timeout", "120", "--agent-timeout", "30"] + self.extra
 
     def start(self, timeout=60):
@@ -268,6 +270,43 @@ def ensure_libvirt(timeout=60):
             return time.monotonic() - t
         time.sleep(0.1)
     return None
+
+
+def domain_mac(domain, network="default"):
+    """The MAC of the domain's interface on a libvirt network (libvirt picks it), None if none."""
+    r = run(VIRSH + ["domiflist", domain], timeout=30)
+    for line in r.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 5 and cols[1] == "network" and cols[2] == network:
+            return cols[4]
+    return None
+
+
+def nat_leases(network="default"):
+    """dnsmasq's leases on the network: {mac: ip}."""
+    r = run(VIRSH + ["net-dhcp-leases", network], timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError(f"virsh net-dhcp-leases failed: {r.stderr.strip()}")
+    leases = {}
+    for line in r.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 5 and cols[3] == "ipv4":
+            leases[cols[2]] = cols[4].split("/")[0]
+    return leases
+
+
+def release_leases(macs, network="default"):
+    """Hands leases back to dnsmasq (for domains this script destroys itself; the appliance does
+    it for the ones it destroys): a run boots more guests than the network has addresses."""
+    macs = {m for m in macs if m}
+    if not macs or not os.path.exists("/usr/bin/dhcp_release"):
+        return
+    m = re.search(r"Bridge:\s+(\S+)", run(VIRSH + ["net-info", network], timeout=30).stdout)
+    if not m:
+        return
+    for mac, ip in nat_leases(network).items():
+        if mac in macs:
+            run(["/usr/bin/dhcp_release", m.group(1), ip, mac], timeout=10)
 
 
 def domains(prefix, running_only=False):
@@ -500,7 +539,7 @@ class Run:
         return r, f"batch {bid}"
 
     def op_set_pool_size(self):
-        hi = self.rng.randint(0, 3)
+        hi = self.rng.randint(0, self.args.max)
         lo = self.rng.randint(0, hi)
         linger = self.rng.randint(0, 5000)
         r = api(self.appliance.port, "POST", f"/set-pool-size/{lo}/{hi}/{linger}")
@@ -867,7 +906,31 @@ class Run:
                 bad.append(f"vm {v['id']} ({v['state']}, batch {v.get('batch')}): guest agent has homepage "
                            f"{(r.json() or {}).get('homepage')!r}, expected {want!r}")
         res[6] = (not bad, bad or [f"{asked} guests asked live; homepages match their batches, idle ones are clean"])
+        res[7] = self.check_leases(vms)
         return res, s
+
+    def check_leases(self, vms):
+        """Invariant 7 (NAT): every VM that said hello reports the address dnsmasq leased to its
+        own domain's MAC (host-side truth, not the guest's word), and the addresses are distinct."""
+        if self.args.network != "nat":
+            return True, ["user networking: every guest is 10.0.2.15, nothing to compare"]
+        bad = []
+        leases = nat_leases()
+        by_ip = collections.defaultdict(list)
+        up = [v for v in vms if v["state"] in VM_UP]
+        for v in up:
+            mac = domain_mac(v["domain"])
+            lease = leases.get(mac) if mac else None
+            if mac is None:
+                bad.append(f"vm {v['id']} ({v['state']}): domain {v['domain']} has no interface on the NAT network")
+            elif lease is None:
+                bad.append(f"vm {v['id']} ({v['state']}): no lease for its MAC {mac}")
+            elif v.get("ip") != lease:
+                bad.append(f"vm {v['id']} ({v['state']}) reports ip {v.get('ip')!r}, its MAC {mac} has lease {lease}")
+            if v.get("ip"):
+                by_ip[v["ip"]].append(v["id"])
+        bad += [f"VMs {ids} all report {ip}" for ip, ids in by_ip.items() if len(ids) > 1]
+        return not bad, bad or [f"{len(up)} up VMs, each on its own lease ({len(leases)} leases on the network)"]
 
     def drain(self):
         """Releases every handle and cancels every batch the store knows."""
@@ -932,7 +995,7 @@ class Run:
         self.binary_info = {"source": a.binary, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(st.st_mtime)),
                             "size": st.st_size, "git_head_at_start": head}
         extra = ["--no-audio"] if a.no_audio else []
-        self.appliance = Appliance(binary, a.image, f"{self.tmp}/state", self.log_path, a.port or free_port(), extra)
+        self.appliance = Appliance(binary, a.image, f"{self.tmp}/state", self.log_path, a.port or free_port(), a.network, extra)
         took = self.appliance.start(timeout=60)
         if took is None:
             raise SystemExit("appliance did not start:\n" + self.appliance.log_tail())
@@ -957,9 +1020,12 @@ class Run:
             if not libvirt_answers():
                 ensure_libvirt(60)
             try:
-                for d in domains(self.prefix):
+                left = domains(self.prefix)
+                macs = [domain_mac(d) for d in left]
+                for d in left:
                     run(VIRSH + ["destroy", d], timeout=60)
                     run(VIRSH + ["undefine", d], timeout=30)  # transient domains: harmless no-op
+                release_leases(macs)
             except Exception as e:
                 say(f"destroying domains: {e}")
         if self.tmp and not self.args.keep:
@@ -1239,10 +1305,12 @@ def main():
     ap.add_argument("--no-appliance-kill", action="store_true")
     ap.add_argument("--no-qemu-kill", action="store_true")
     ap.add_argument("--no-audio", action="store_true", help="pass --no-audio to the appliance")
-    ap.add_argument("--min", type=int, default=1, help="initial pool min")
-    ap.add_argument("--max", type=int, default=3, help="initial pool max")
-    ap.add_argument("--final-min", type=int, default=1)
-    ap.add_argument("--final-max", type=int, default=3)
+    ap.add_argument("--network", choices=["nat", "user"], default="nat",
+                    help="serve --network: libvirt's NAT network (the serve default) or QEMU user mode")
+    ap.add_argument("--min", type=int, default=2, help="initial pool min")
+    ap.add_argument("--max", type=int, default=4, help="initial pool max, and the highest max set-pool-size picks")
+    ap.add_argument("--final-min", type=int, default=2)
+    ap.add_argument("--final-max", type=int, default=4)
     ap.add_argument("--final-linger", type=int, default=2000, help="ms")
     ap.add_argument("--sleep-ms", type=float, default=300, help="random sleep 0..this between ops")
     ap.add_argument("--wait-max-s", type=float, default=15, help="upper bound of a wait-assigned poll (uniform 1..this)")

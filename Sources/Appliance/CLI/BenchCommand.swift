@@ -75,14 +75,14 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
 
         let victims = Array(machines.shuffled().prefix(kill))
         progress("destroying \(victims.count) domains behind the reconciler's back")
-        for machine in victims { _ = try await libvirt.destroyDomain(name: machine.domainName) }
+        for machine in victims { _ = try await libvirt.destroyDomainReleasingLeases(name: machine.domainName) }
         let detectStart = Date()
         let launched = await reconciler.pass()
         let detect = Date().timeIntervalSince(detectStart)
         let replaced = try await untilAllRunning(store, reconciler, count: vms)
         guard launched == victims.count else { throw ValidationError("the pass after the kills started \(launched) actions, not \(victims.count)") }
 
-        for machine in machines { _ = try? await libvirt.destroyDomain(name: machine.domainName) }
+        for machine in machines { _ = try? await libvirt.destroyDomainReleasingLeases(name: machine.domainName) }
         await libvirt.close()
 
         let result = ReconcileBenchResult(

@@ -33,6 +33,9 @@ final class Hypervisor: Sendable {
         self.audio = audio
     }
 
+    /// Where a VM's address comes from: its NAT lease, or QEMU's fixed user-mode address.
+    var guestAddress: GuestAddress { GuestAddress(libvirt: libvirt, network: network) }
+
     /// Prefix of our domain names: `vmcloud-<instance>`.
     var domainPrefix: String { "vmcloud-\(instanceId)" }
 
@@ -74,7 +77,7 @@ final class Hypervisor: Sendable {
 
     /// Destroys the domain if it runs and removes the VM's files.
     func destroy(vmId: Int64, domainName: String) async throws {
-        _ = try await libvirt.destroyDomain(name: domainName)
+        _ = try await libvirt.destroyDomainReleasingLeases(name: domainName)
         await audio?.removeSink(sinkName(vm: vmId))
         for path in [state.overlay(vm: vmId), state.agentSocket(vm: vmId), state.vncSocket(vm: vmId), state.consoleLog(vm: vmId)] {
             try? FileManager.default.removeItem(atPath: path)

@@ -34,7 +34,7 @@ extension MachineReconciler {
             try await save(machine)
         case .destroy:
             await closeAgent(id)
-            _ = try await libvirt.destroyDomain(name: machine.domainName)
+            _ = try await libvirt.destroyDomainReleasingLeases(name: machine.domainName)
             files(id).removeAll()
             try await store.setStatus(machine: id, from: Set(MachineStatus.allCases), to: .destroyed, event: "domain and disks removed")
         }
@@ -99,7 +99,7 @@ extension MachineReconciler {
         }
         // libvirt may still list a domain whose QEMU is dead (its cleanup takes a second or two);
         // clear it, after the crash is on record, before anything starts the VM again.
-        _ = try? await libvirt.destroyDomain(name: machine.domainName)
+        _ = try? await libvirt.destroyDomainReleasingLeases(name: machine.domainName)
     }
 
     /// Powers the domain off: an ACPI request, up to the spec's grace, then destroy.
@@ -113,7 +113,7 @@ extension MachineReconciler {
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
-        _ = try await libvirt.destroyDomain(name: name)
+        _ = try await libvirt.destroyDomainReleasingLeases(name: name)
         await closeAgent(id)
         try await store.setStatus(machine: id, from: [.starting, .failedToStart, .installing, .running, .suspended], to: .saving,
                                   event: "domain \(name) powered off")

@@ -162,7 +162,7 @@ actor MachineReconciler {
         for (name, state) in domains where !known.contains(name) && state != .shutoff {
             count += 1
             logger.warning("destroying orphan machine domain", metadata: ["domain": "\(name)"])
-            _ = try await libvirt.destroyDomain(name: name)
+            _ = try await libvirt.destroyDomainReleasingLeases(name: name)
             try await store.record("machine.orphan", "destroyed domain \(name) that the store does not know")
         }
         return count
@@ -199,7 +199,7 @@ actor MachineReconciler {
             failures[id] = nil
             _ = try? await store.setStatus(machine: id, from: [.starting], to: .failedToStart, reason: "\(error)")
             await closeAgent(id)
-            _ = try? await libvirt.destroyDomain(name: machine.domainName)
+            _ = try? await libvirt.destroyDomainReleasingLeases(name: machine.domainName)
         }
     }
 
@@ -226,8 +226,11 @@ actor MachineReconciler {
     private func agentMessage(_ id: Int64, _ message: AgentMessage) async {
         guard message.type == .hello else { return }
         do {
-            if try await store.machineHello(machine: id, ip: message.ip, agentVersion: message.agentVersion) {
-                logger.info("machine agent hello", metadata: ["machine": "\(id)", "ip": "\(message.ip ?? "-")"])
+            // The address is the host's record (the NAT lease), not the guest's claim.
+            guard let machine = try await store.machine(id) else { return }
+            let ip = await GuestAddress(libvirt: libvirt, network: machine.spec.network ?? network).address(domain: machine.domainName)
+            if try await store.machineHello(machine: id, ip: ip, agentVersion: message.agentVersion) {
+                logger.info("machine agent hello", metadata: ["machine": "\(id)", "ip": "\(ip ?? "-")"])
             }
         } catch {
             logger.error("recording a machine's hello failed", metadata: ["machine": "\(id)", "error": "\(error)"])

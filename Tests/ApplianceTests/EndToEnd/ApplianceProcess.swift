@@ -14,6 +14,8 @@ final class ApplianceProcess: @unchecked Sendable {
     let port: Int
     let logPath: String
     let image: GuestImageChoice
+    /// `serve --network`: NAT, the default a user runs, unless a test is about user networking.
+    let network: Network
     /// More `serve` flags, after the usual ones (e.g. `--trusted-network`).
     let extraArguments: [String]
     /// Added to the test's environment for the next `start()` (e.g. `VMCLOUD_TEST_GATES`).
@@ -31,12 +33,17 @@ final class ApplianceProcess: @unchecked Sendable {
         var directory: String { repositoryRoot + (self == .test ? "/images/test/out" : "/images/browser/image") }
         var arguments: [String] {
             self == .test ? ["--memory", "256", "--vcpus", "1", "--boot-timeout", "120", "--agent-timeout", "30"]
-                : ["--memory", "2048", "--vcpus", "2", "--boot-timeout", "400", "--agent-timeout", "240"]
+                : ["--memory", "2048", "--vcpus", "2", "--boot-timeout", "600", "--agent-timeout", "400"]
         }
         var buildHint: String { self == .test ? "make test-image" : "make browser-image" }
     }
 
-    init(stateDir: String, image: GuestImageChoice = .test, extraArguments: [String] = []) throws {
+    /// `serve --network`: libvirt's NAT network "default", or QEMU's user networking.
+    enum Network: String, Sendable {
+        case nat, user
+    }
+
+    init(stateDir: String, image: GuestImageChoice = .test, network: Network = .nat, extraArguments: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) missing: run `swift build` (make test does)")
         }
@@ -44,6 +51,7 @@ final class ApplianceProcess: @unchecked Sendable {
             throw Failure("guest image missing in \(image.directory): run `\(image.buildHint)`")
         }
         self.image = image
+        self.network = network
         self.extraArguments = extraArguments
         self.stateDir = stateDir
         self.port = try Self.freePort()
@@ -63,7 +71,7 @@ final class ApplianceProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = [
             "serve", "--state-dir", stateDir, "--listen", "127.0.0.1:\(port)", "--accel", "tcg",
-            "--image", image.directory, "--network", "user", "--log-level", "debug",
+            "--image", image.directory, "--network", network.rawValue, "--log-level", "debug",
         ] + image.arguments + extraArguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) {
@@ -223,9 +231,14 @@ func virshDomainNames(prefix: String) throws -> Set<String> {
     return Set(output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) })
 }
 
-/// Destroys every domain whose name starts with `prefix` (test cleanup, even after a failure).
+/// Destroys every domain whose name starts with `prefix` (test cleanup, even after a failure),
+/// and hands their NAT leases back, as the appliance does for the domains it destroys: `make
+/// test` boots a few hundred guests, more than the network's 253 addresses with 1 h leases.
 func virshDestroyAll(prefix: String) {
-    for name in (try? virshDomainNames(prefix: prefix)) ?? [] {
+    let names = (try? virshDomainNames(prefix: prefix)) ?? []
+    let macs = names.compactMap { try? NATNetwork.mac(domain: $0) }
+    defer { NATNetwork.release(macs: macs) }
+    for name in names {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
         process.arguments = ["-c", "qemu:///system", "destroy", name]
@@ -254,12 +267,13 @@ struct ApplianceRun {
 ///
 /// `whileStarting` runs beside the start (the appliance is up only once both are done): a test
 /// that holds the start at a `TestGate` breaks something there and opens the gate.
-func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test, arguments: [String] = [],
+func withAppliance(_ label: String, image: ApplianceProcess.GuestImageChoice = .test,
+                   network: ApplianceProcess.Network = .nat, arguments: [String] = [],
                    environment: [String: String] = [:],
                    whileStarting: @Sendable (ApplianceProcess) async throws -> Void = { _ in },
                    _ body: (ApplianceRun) async throws -> Void) async throws {
     let dir = try makeTemporaryDirectory(label)
-    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, extraArguments: arguments)
+    let appliance = try ApplianceProcess(stateDir: dir + "/state", image: image, network: network, extraArguments: arguments)
     appliance.environment = environment
     do {
         async let started: Void = appliance.start()

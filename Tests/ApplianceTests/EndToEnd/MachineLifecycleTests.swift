@@ -59,9 +59,10 @@ import Glibc
             try await Self.waitStatus(api, "gen1", "running")
             let running = try await Self.status(api, uuid)
             #expect(running["name"] as? String == "gen1", "a uuid addresses the same VM as its name")
-            #expect((running["ip"] as? String)?.isEmpty == false)
             #expect((running["vnc"] as? String)?.hasSuffix(".vnc.sock") == true)
             let domain = try #require(running["domain"] as? String)
+            let lease = try NATNetwork.leasedIP(mac: try NATNetwork.mac(domain: domain))
+            #expect(lease != nil && running["ip"] as? String == lease, "its IP is dnsmasq's lease for its MAC: \(running["ip"] ?? "nil") vs \(lease ?? "none")")
             #expect(try Self.virsh("domstate", domain).contains("running"))
             let kinds = try await Self.events(api, uuid).compactMap { $0["kind"] as? String }
             #expect(kinds.starts(with: ["machine.created", "machine.installing", "machine.running"]), "\(kinds)")

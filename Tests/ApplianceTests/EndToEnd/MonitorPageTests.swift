@@ -39,6 +39,11 @@ import Testing
             #expect(result["viewer_canvas"] as? Bool == true)
             // The saved page shows something: a blank page has one or two colours.
             #expect((result["screenshot_colours"] as? Int ?? 0) > 50, "\(result)")
+            // The VM's row shows its screen: a thumbnail image that loaded, not an empty black box
+            // (the test image's console text, scaled down, gives many grey levels).
+            let natural = result["thumbnail_natural"] as? [Int] ?? []
+            #expect(natural.count == 2 && natural[0] > 0 && natural[1] > 0, "\(result)")
+            #expect((result["thumbnail_colours"] as? Int ?? 0) > 8, "\(result)")
             if let shot = result["screenshot"] as? String {
                 let kept = NSTemporaryDirectory() + "monitor-page.png"
                 try? FileManager.default.removeItem(atPath: kept)

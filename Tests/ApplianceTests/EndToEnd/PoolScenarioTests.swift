@@ -20,7 +20,10 @@ import Testing
             try await live().filter { $0["state"] as? String == "idle" }.count == 2
         }
         #expect(try await live().count == 2, "min is 2 and nothing asks for more")
-        for vm in try await live() { #expect((vm["ip"] as? String)?.isEmpty == false, "agent reported an IP") }
+        // Each VM's address is the one dnsmasq leased to its own MAC on the NAT network.
+        let ips = try NATNetwork.expectLeasedIPs(try await live())
+        var macs: [Int: String] = [:]
+        for vm in try await live() { macs[vm["id"] as! Int] = try NATNetwork.mac(domain: vm["domain"] as! String) }
 
         // prepare-batch 2: both VMs are configured by their agents.
         let batch = try await api.postOK("/prepare-batch/2/\(Self.encodedHomepage)")
@@ -42,6 +45,7 @@ import Testing
             #expect(vm["homepage"] as? String == Self.homepage)
             #expect(vm["state"] as? String == "locked")
             #expect(vm["batch"] as? Int == Int(batch))
+            #expect(vm["ip"] as? String == ips[vmid], "handle-status shows the VM's leased address")
             // The guest's own view, asked live through its agent.
             let agent = try await api.json("/v1/vms/\(vmid)/agent") as! [String: Any]
             #expect(agent["homepage"] as? String == Self.homepage)
@@ -98,6 +102,13 @@ import Testing
         let idledAt = try #require(at("vm.idle")), destroyingAt = try #require(at("vm.destroying"))
         let lingered = destroyingAt.timeIntervalSince(idledAt)
         #expect(lingered >= 14 && lingered <= 25, "destroyed \(lingered) s after it became idle, linger 15 s")
+        // Its NAT lease went back to dnsmasq with it (a churning pool would otherwise use up the
+        // network's addresses within the lease hour); the other VM keeps its own.
+        try await eventually("the destroyed VM's lease is released", timeout: 10) {
+            try NATNetwork.leasedIP(mac: macs[gone]!) == nil
+        }
+        let kept = try #require(try await live().first)
+        #expect(try NATNetwork.leasedIP(mac: macs[kept["id"] as! Int]!) == kept["ip"] as? String)
 
         // The appliance's view matches libvirt's.
         try await eventually("virsh agrees", timeout: 20) {
@@ -108,6 +119,23 @@ import Testing
         // Scale to zero: every domain goes.
         #expect(try await api.postOK("/set-pool-size/0/0/0") == "")
         try await eventually("no VMs", timeout: 30) { try await live().isEmpty && (try virshDomainNames(prefix: prefix)).isEmpty }
+    }
+
+    /// QEMU's user networking, for hosts without libvirt's NAT network: the guest has QEMU's
+    /// fixed address and the lock flow works.
+    @Test func userModeNetworkingStillWorks() async throws {
+        try await withAppliance("user-net", network: .user) { run in
+            let api = run.api
+            _ = try await api.postOK("/set-pool-size/1/1/0")
+            try await eventually("an idle VM", timeout: 120) { try await run.live().first?["state"] as? String == "idle" }
+            let vm = try #require(try await run.live().first)
+            #expect(vm["ip"] as? String == "10.0.2.15", "QEMU's user-mode address: \(vm)")
+            #expect((try? NATNetwork.mac(domain: vm["domain"] as! String)) == nil, "no interface on the NAT network")
+            let batch = try await api.postOK("/prepare-batch/1/\(Self.encodedHomepage)")
+            let handle = try await api.postOK("/lock/\(batch)")
+            try await eventually("lock assigned", timeout: 60) { try await api.handleStatus(handle)["assigned"] as? Bool == true }
+            #expect(try await api.postOK("/release/\(handle)") == "")
+        }
     }
 
     /// A guest's QEMU killed under a locked handle: libvirt's lifecycle event marks the VM failed

@@ -1,14 +1,17 @@
 import Foundation
 
-/// Web pages for the browser in a VM, served from the host by Python's http.server on loopback
-/// (user-mode networking shows the host's loopback to the guest as 10.0.2.2).
+/// Web pages for the browser in a VM, served from the host by Python's http.server: on the
+/// host's address on libvirt's NAT network, or on loopback for user-mode networking (which shows
+/// the host's loopback to the guest as 10.0.2.2). Its access log records who fetched what.
 final class TestSite: @unchecked Sendable {
     let port: Int
+    /// The site's host as the guests see it.
+    let host: String
     private let directory: String
     private let process = Process()
 
     /// The address a guest uses.
-    var guestBase: String { "http://10.0.2.2:\(port)" }
+    var guestBase: String { "http://\(host):\(port)" }
 
     /// The first page writes the value of the cookie `color` into its text and paints its
     /// background with it, so that both the captured MHTML and the VM's screen show it.
@@ -28,8 +31,9 @@ final class TestSite: @unchecked Sendable {
         <body><p>second-page-text</p></body></html>
         """
 
-    /// Plays a continuous 1 kHz tone through Web Audio (the browser image starts Chromium with
-    /// autoplay allowed), for the audio path from the guest's sound card to a listener.
+    /// Plays a continuous tone through Web Audio (the browser image starts Chromium with
+    /// autoplay allowed), for the audio path from the guest's sound card to a listener: 1 kHz,
+    /// or the frequency in `?f=`.
     static let tone = """
         <!doctype html><html><head><title>Tone page</title></head>
         <body><p id="s">starting tone</p>
@@ -37,7 +41,8 @@ final class TestSite: @unchecked Sendable {
         var ctx = new AudioContext();
         var osc = ctx.createOscillator();
         var gain = ctx.createGain();
-        osc.type = "sine"; osc.frequency.value = 1000; gain.gain.value = 0.5;
+        osc.type = "sine"; gain.gain.value = 0.5;
+        osc.frequency.value = +(new URLSearchParams(location.search).get("f") || 1000);
         osc.connect(gain); gain.connect(ctx.destination); osc.start();
         setInterval(function () {
           if (ctx.state !== "running") ctx.resume();
@@ -46,17 +51,32 @@ final class TestSite: @unchecked Sendable {
         </script></body></html>
         """
 
-    init() throws {
+    init(network: ApplianceProcess.Network = .nat) throws {
         port = try ApplianceProcess.freePort()
+        let bind = network == .nat ? try NATNetwork.hostAddress() : "127.0.0.1"
+        host = network == .nat ? bind : "10.0.2.2"
         directory = try makeTemporaryDirectory("site")
         try Self.index.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
         try Self.second.write(toFile: directory + "/second.html", atomically: true, encoding: .utf8)
         try Self.tone.write(toFile: directory + "/tone.html", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory]
+        process.arguments = ["-m", "http.server", String(port), "--bind", bind, "--directory", directory]
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: accessLog, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: accessLog))
         try process.run()
+    }
+
+    private var accessLog: String { directory + ".access.log" }
+
+    /// The client addresses that fetched `path` (http.server's log lines:
+    /// `192.168.122.57 - - [date] "GET /index.html HTTP/1.1" 200 -`).
+    func clients(fetching path: String) -> Set<String> {
+        let log = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""
+        return Set(log.split(separator: "\n").compactMap { line in
+            guard line.contains("\"GET \(path) ") else { return nil }
+            return line.split(separator: " ").first.map(String.init)
+        })
     }
 
     /// Bounded: Foundation's waitUntilExit can spin forever on Linux once the child is gone.
@@ -65,6 +85,7 @@ final class TestSite: @unchecked Sendable {
         for _ in 0..<50 where process.isRunning { usleep(100_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: accessLog)
     }
 }
 

@@ -47,10 +47,13 @@ import Testing
             // Once the guest reported its IP the answer carries it and the URL.
             let ready = try await api.object("PUT", path, body)
             let key = try #require(ready["access_key"] as? String)
-            #expect((ready["ip"] as? String)?.isEmpty == false && (ready["url"] as? String)?.hasPrefix("http://") == true, "\(ready)")
             #expect(ready["created"] as? Bool == false)
             let domains = try virshDomainNames(prefix: run.prefix + "m")
             #expect(domains.count == 1, "exactly one domain: \(domains)")
+            // The IP is the one dnsmasq leased to the viewer VM's MAC, and the URL points at it.
+            let lease = try NATNetwork.leasedIP(mac: try NATNetwork.mac(domain: domains.first!))
+            #expect(lease != nil && ready["ip"] as? String == lease, "\(ready) vs lease \(lease ?? "none")")
+            #expect((ready["url"] as? String)?.hasPrefix("http://\(lease ?? "-"):") == true, "\(ready)")
             let disks = try runTool("/usr/bin/virsh", ["-c", "qemu:///system", "domblklist", domains.first!])
             #expect(disks.contains("input.img"), "the input disk is attached: \(disks)")
 

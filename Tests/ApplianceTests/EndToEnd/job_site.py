@@ -1,24 +1,25 @@
 #!/usr/bin/env python3
-"""Pages for the capture-job tests, served to the guests (user-mode networking: 10.0.2.2).
+"""Pages for the capture-job tests, served to the guests on BIND (the host's address on libvirt's
+NAT network).
 
   /page/N   answers at once with "job-page-N"
   /slow/N   answers after SLOW seconds (a VM can be killed while it waits)
   /hang     never answers
-Every request is appended to HITS (one path per line) so a test can count the tries.
-Usage: job_site.py PORT HITS [SLOW]
+Every request is appended to HITS (one "CLIENT-IP PATH" per line) so a test can count the tries.
+Usage: job_site.py BIND PORT HITS [SLOW]
 """
 import sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-port, hits = int(sys.argv[1]), sys.argv[2]
-slow = float(sys.argv[3]) if len(sys.argv) > 3 else 6
+bind, port, hits = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+slow = float(sys.argv[4]) if len(sys.argv) > 4 else 6
 lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         with lock, open(hits, "a") as f:
-            f.write(self.path + "\n")
+            f.write(f"{self.client_address[0]} {self.path}\n")
         if self.path.startswith("/hang"):
             time.sleep(3600)
             return
@@ -37,4 +38,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+ThreadingHTTPServer((bind, port), Handler).serve_forever()

@@ -7,7 +7,7 @@ Steps, each reported in the one JSON line printed at the end (the Swift test jud
 1. opens /static/monitor.html, types the admin key, waits for the live feed to list a VM;
 2. sets the pool size to min 2 / max 2 in the form; then waits, without reloading, until the
    list shows a second VM (the one that boot brings) as idle;
-3. saves the page as monitor.png and counts its colours;
+3. saves the page as monitor.png and counts its colours, and those of the locked VM's thumbnail;
 4. opens the first locked VM's screen through the page (a lock is made over the API here) and
    waits for the viewer to say connected.
 """
@@ -80,6 +80,12 @@ try:
     result["screenshot"] = out_dir + "/monitor.png"
     result["screenshot_colours"] = len(page.getcolors(1 << 24) or [])
     result["screenshot_size"] = page.size
+    # The locked VM's own thumbnail: loaded from /v1/vms/ID/thumbnail.png, showing its screen.
+    thumb = driver.find_element(By.CSS_SELECTOR, f'#vm-rows tr[data-vm="{vm}"] td.thumb img')
+    natural = lambda: driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", thumb)
+    wait("the VM's thumbnail loads", lambda: natural()[0] > 0, 35)
+    result["thumbnail_natural"] = natural()
+    result["thumbnail_colours"] = len(Image.open(io.BytesIO(thumb.screenshot_as_png)).convert("RGB").getcolors(1 << 24) or [])
 
     driver.execute_script("window.confirm = () => false")  # view-only, as the operator's first click
     main = driver.current_window_handle
