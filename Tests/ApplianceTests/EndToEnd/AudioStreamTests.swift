@@ -9,7 +9,9 @@ import WSClient
 
 /// The audio relay through the real binary with booted test VMs: a tone played into a VM's
 /// sink reaches HTTP (Ogg/Opus) and WebSocket listeners, ten listeners keep flowing beside a
-/// stalled one, and release ends the streams and the tokens.
+/// stalled one, and release ends the streams and the tokens. The tone is played into the sink
+/// from the host (`paplay`): these are the relay's own tests. The whole path from inside a guest
+/// (Chromium, the guest's PulseAudio, its HDA card, QEMU, the sink) is RealBrowserTests' audio step.
 @Suite(.serialized) struct AudioStreamTests {
     /// What one WebSocket listener received.
     final class Received: Sendable {
