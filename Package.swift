@@ -59,14 +59,15 @@ let package = Package(
             dependencies: ["CPulse", "OggOpus", .product(name: "Logging", package: "swift-log")]
         ),
 
-        .executableTarget(
-            name: "Appliance",
+        // The appliance itself: store, pool and machines, hypervisor, API, proxy, viewers,
+        // audio, image builder, doctor. No command-line parsing here.
+        .target(
+            name: "VMCloud",
             dependencies: [
                 "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ScreenImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,6 +77,19 @@ let package = Package(
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // `appliance`: the commands (serve, doctor, image, install, bench, ...) over VMCloud.
+        .executableTarget(
+            name: "Appliance",
+            dependencies: [
+                "VMCloud", "Libvirt", "AudioRelay", "VNCBridge",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "GuestAgent", dependencies: ["AgentProtocol"]),
@@ -98,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "OggOpus", "AudioTestSupport",
+                "VMCloud", "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "OggOpus", "AudioTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

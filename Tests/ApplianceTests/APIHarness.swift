@@ -6,7 +6,7 @@ import HummingbirdTesting
 import Libvirt
 import Logging
 import NIOPosix
-@testable import Appliance
+@testable import VMCloud
 
 /// The real router over a real store and libvirt's own test driver (test:///default): enough for
 /// request handling that boots nothing. Tests that boot guests run the real binary instead.

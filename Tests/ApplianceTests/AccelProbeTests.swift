@@ -2,7 +2,7 @@ import Foundation
 import Libvirt
 import Logging
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The probe behind `--accel auto` boots a real guest. Under TCG (always available) it must see
 /// the kernel's banner; without a kernel it must refuse with a reason. The KVM verdict itself

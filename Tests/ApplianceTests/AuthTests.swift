@@ -6,6 +6,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 @testable import Appliance
+@testable import VMCloud
 
 /// Client authentication through the real router: bearer keys, signed requests (tampering,
 /// replays, stale timestamps), roles and ownership, key rotation and revocation, registration,

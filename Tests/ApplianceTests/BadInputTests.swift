@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// Malformed requests against every endpoint: each gets a 4xx with a JSON error and a message,
 /// and the store is byte-for-byte unchanged afterwards.

@@ -2,7 +2,7 @@ import AgentProtocol
 import Foundation
 import Logging
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// Reassembly of a guest's page captures from chunks, on real files.
 @Suite struct CaptureReceiverTests {

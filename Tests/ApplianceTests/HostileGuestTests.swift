@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Libvirt
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// A guest that sends oversized, malformed and out-of-order messages: each is rejected and
 /// recorded, nothing of it is stored, and the appliance keeps serving the other VM (and this

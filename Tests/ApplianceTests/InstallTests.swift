@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// `appliance install --root <tmp>` (what `make install DESTDIR=` runs): the layout, the modes,
 /// a unit systemd accepts, and an edited config surviving a second install.

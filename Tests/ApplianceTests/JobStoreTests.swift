@@ -2,7 +2,7 @@ import AgentProtocol
 import Foundation
 import GRDB
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The capture-job queue's transitions in a real SQLite file.
 @Suite struct JobStoreTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Libvirt
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The reconciler's decision table: (desired, status, domain state) -> next action.
 @Suite struct MachinePlanTests {

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The monitor's routes over the in-process router: the page is open, its data is not; the
 /// live feed (and only it) takes `?key=`; the host figures are plausible.

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// docs/openapi.yaml and the router agree: every documented path and method is routed (an
 /// unknown id may give our own 404, never the router's "no such route").

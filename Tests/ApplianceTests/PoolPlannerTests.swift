@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 @Suite struct PoolPlannerTests {
     let now = Date()

@@ -4,7 +4,7 @@ import HummingbirdTesting
 import Logging
 import NIOHTTP1
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The smart proxy without VMs: validation of resources and proxy URLs, the groups rule, the
 /// forwarded path, query and headers, and the routes' refusals (which start nothing).

@@ -8,7 +8,7 @@ import NIOCore
 import Testing
 import Synchronization
 import WSClient
-@testable import Appliance
+@testable import VMCloud
 
 /// WebSocket forwarding through the proxy's paths, against a WebSocket echo service on
 /// loopback standing in for a resource's guest (the test image's httpd speaks no WebSocket).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Appliance
+@testable import VMCloud
 
 /// Defaults, then the config file, then flags; bad values are clear errors, not ignored.
 @Suite struct ServeConfigTests {

@@ -2,7 +2,7 @@ import AgentProtocol
 import Foundation
 import GRDB
 import Testing
-@testable import Appliance
+@testable import VMCloud
 
 /// The pool's state machine as stored in a real SQLite file.
 @Suite struct StoreTransitionTests {

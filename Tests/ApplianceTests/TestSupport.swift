@@ -1,5 +1,5 @@
 import Foundation
-@testable import Appliance
+@testable import VMCloud
 
 /// A fresh directory that QEMU (user libvirt-qemu) can traverse, removed by the caller.
 func makeTemporaryDirectory(_ label: String) throws -> String {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VNCBridge
-@testable import Appliance
+@testable import VMCloud
 
 /// Viewer tokens on a real SQLite store: what a token grants, when it dies, and the sweep that
 /// ends open sessions whose access has ended.

@@ -3,7 +3,7 @@ import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-@testable import Appliance
+@testable import VMCloud
 
 /// Client keys against the real binary over real sockets: the six vmcloud endpoints stay open to
 /// a control app on a trusted network (loopback by default) and nothing else does; `?key=`;

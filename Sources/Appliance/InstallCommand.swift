@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VMCloud
 
 struct InstallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import VMCloud
 import VNCBridge
 
 /// `appliance vnc-proxy`: the bridge's relay alone, from WebSocket to one VNC unix socket with no

@@ -11,7 +11,7 @@ import VNCBridge
 /// The WebSocket upgrade is decided by `webSocketRouter`, which checks the token before
 /// anything connects to the VM; a refused (or plain HTTP) request falls through to the main
 /// router's route of the same path, which answers why.
-struct ViewerRoutes {
+package struct ViewerRoutes {
     let access: ViewerAccess
     /// Where Debian's novnc package puts noVNC.
     var noVNCDirectory = "/usr/share/novnc"
@@ -38,7 +38,7 @@ struct ViewerRoutes {
     /// Frames up to 1 MiB and a bit: a clipboard paste (ClientCutText, capped at 1 MiB by the
     /// filter) arrives in one frame. Pings keep idle viewers' NAT mappings alive; a client that
     /// ignores the close handshake is cut off after a second.
-    static let webSocketConfiguration = WebSocketServerConfiguration(
+    package static let webSocketConfiguration = WebSocketServerConfiguration(
         maxFrameSize: (1 << 20) + 64, autoPing: .enabled(timePeriod: .seconds(30)), closeTimeout: .seconds(1))
 
     /// Adds the VNC WebSocket to the router the HTTP server consults for upgrade requests.
@@ -89,12 +89,12 @@ struct ViewerRoutes {
 
 /// Request context of the WebSocket router: remembers the connection's event loop so that the
 /// relay's VNC socket lives on the same thread as the browser's.
-struct ViewerWebSocketContext: RequestContext, WebSocketRequestContext {
-    var coreContext: CoreRequestContextStorage
-    let webSocket: WebSocketHandlerReference<Self>
-    let eventLoop: any EventLoop
+package struct ViewerWebSocketContext: RequestContext, WebSocketRequestContext {
+    package var coreContext: CoreRequestContextStorage
+    package let webSocket: WebSocketHandlerReference<Self>
+    package let eventLoop: any EventLoop
 
-    init(source: ApplicationRequestContextSource) {
+    package init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
         eventLoop = source.channel.eventLoop

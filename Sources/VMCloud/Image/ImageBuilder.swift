@@ -4,13 +4,13 @@ import Foundation
 /// init.sh in a chroot, packed into an ext4 qcow2 with the kernel and initramfs next to it.
 /// Outputs go to `<state-dir>/image.new` and replace `<state-dir>/image` only at the very end,
 /// so a failed build never leaves a half image where `appliance serve` would pick it up.
-struct ImageBuilder {
+package struct ImageBuilder {
     let options: ImageBuildOptions
     let log = BuildLog()
     let tools: ToolRunner
     private let fm = FileManager.default
 
-    init(options: ImageBuildOptions) {
+    package init(options: ImageBuildOptions) {
         self.options = options
         self.tools = ToolRunner(log: log)
     }
@@ -19,7 +19,7 @@ struct ImageBuilder {
     /// the domain (libvirt destroys it on reboot) instead of hanging.
     static let cmdline = "root=/dev/vda rw console=ttyS0 panic=-1 quiet"
 
-    func build() throws {
+    package func build() throws {
         log.say("appliance image build: \(options.imageDir) (work dir \(options.workDir))")
         log.step("[1/8] checking requirements")
         let found = try BuildRequirements.check(options: options, log: log)

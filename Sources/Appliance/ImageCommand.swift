@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VMCloud
 
 /// `appliance image ...`: guest image tooling.
 struct ImageCommand: ParsableCommand {

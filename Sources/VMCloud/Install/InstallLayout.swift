@@ -2,7 +2,11 @@ import Foundation
 
 /// Where `appliance install` puts things, under an optional root (DESTDIR) so that a test or a
 /// package build can install into a scratch tree. Paths inside files are the host's, not the root's.
-struct InstallLayout {
+package struct InstallLayout {
+    package init(root: String = "/", prefix: String = "/usr/local", stateDir: String = "/var/lib/appliance") {
+        (self.root, self.prefix, self.stateDir) = (root, prefix, stateDir)
+    }
+
     var root = "/"
     var prefix = "/usr/local"
     var stateDir = "/var/lib/appliance"

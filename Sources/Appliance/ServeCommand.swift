@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VMCloud
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

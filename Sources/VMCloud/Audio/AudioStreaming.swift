@@ -8,10 +8,10 @@ import Synchronization
 
 /// Writes one listener's audio to a client, as an Ogg/Opus HTTP body or as WebSocket messages.
 /// Both stop when `until` returns (access revoked) or the client goes away.
-enum AudioStreaming {
+package enum AudioStreaming {
     /// The HTTP response for a player (`<audio>`, VLC, ffplay, mpv): an endless Ogg/Opus stream
     /// with its own serial number starting at the listener's first packet, one page per packet.
-    static func oggResponse(
+    package static func oggResponse(
         _ channel: AudioChannel,
         opened: @escaping @Sendable () -> (until: @Sendable () async -> Void, done: @Sendable () -> Void)
     ) throws -> Response {
@@ -63,7 +63,7 @@ enum AudioStreaming {
 
     /// Sends the hello, then one binary message per packet until `until` returns (close code
     /// 4001) or the client closes or goes away.
-    static func webSocket(
+    package static func webSocket(
         _ channel: AudioChannel, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
         until: @escaping @Sendable () async -> Void
     ) async throws {

@@ -2,47 +2,49 @@ import AgentProtocol
 import Foundation
 
 /// `appliance serve`'s settings: defaults, overridden by a JSON config file, overridden by flags.
-struct ServeConfig: Equatable, Sendable {
-    var listenHost = "0.0.0.0"
-    var listenPort = 8080
-    var stateDir = "/var/lib/appliance"
-    var libvirtURI = "qemu:///system"
+package struct ServeConfig: Equatable, Sendable {
+    package init() {}
+
+    package var listenHost = "0.0.0.0"
+    package var listenPort = 8080
+    package var stateDir = "/var/lib/appliance"
+    package var libvirtURI = "qemu:///system"
     var accel: AcceleratorChoice = .auto
     /// nil: `<stateDir>/image`, the image `make serve` builds.
-    var image: String?
-    var memoryMiB = 2048
-    var vcpus = 2
+    package var image: String?
+    package var memoryMiB = 2048
+    package var vcpus = 2
     /// How guests reach the network: libvirt's NAT network "default" (started if needed), or
     /// QEMU's user-mode networking (no host setup; the host's loopback is 10.0.2.2 in the guest).
     var network: GuestNetwork = .nat
-    var bootTimeout: Double = 300
-    var agentTimeout: Double = 60
-    var logLevel = "info"
+    package var bootTimeout: Double = 300
+    package var agentTimeout: Double = 60
+    package var logLevel = "info"
     /// Cookies for batches made through the seed's prepare-batch (which cannot pass any).
-    var defaultCookies: [Cookie] = []
+    package var defaultCookies: [Cookie] = []
     /// Base of the viewer links (scheme://host[:port], no trailing slash); nil: from each
     /// request's Host header.
-    var publicURL: String?
+    package var publicURL: String?
     /// Whether VMs get a sound card whose output the audio relay streams (needs PulseAudio).
-    var audio = true
+    package var audio = true
     /// Seconds between the machine reconciler's polls of every generic VM (it also runs on
     /// every API change and every libvirt event).
-    var reconcileInterval: Double = 5
+    package var reconcileInterval: Double = 5
     /// Networks whose unauthenticated calls to the six vmcloud endpoints are allowed.
     var trustedNetworks: TrustedNetworks = .loopback
     /// Seconds a smart proxy request waits for its resource's VM to start and answer.
-    var proxyStartTimeout: Double = 120
+    package var proxyStartTimeout: Double = 120
     /// Seconds the smart proxy waits for an upstream's response head and between body reads.
-    var proxyUpstreamTimeout: Double = 60
+    package var proxyUpstreamTimeout: Double = 60
 
-    var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
+    package var imageDirectory: String { image ?? StateDirectory(root: stateDir).defaultImage }
 
-    struct Invalid: Error, CustomStringConvertible {
-        let description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// The keys a config file may hold (each mirrors a flag).
-    static var fileKeys: [String] { File.CodingKeys.allCases.map(\.stringValue) }
+    package static var fileKeys: [String] { File.CodingKeys.allCases.map(\.stringValue) }
 
     /// The config file's shape; JSONDecoder checks each value's type.
     private struct File: Decodable {
@@ -73,7 +75,7 @@ struct ServeConfig: Equatable, Sendable {
     }
 
     /// Applies a JSON config file. Unknown keys and wrong types are errors, not silently ignored.
-    mutating func apply(file path: String) throws {
+    package mutating func apply(file path: String) throws {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw Invalid(description: "cannot read config file \(path): \(error.localizedDescription)")
@@ -117,7 +119,7 @@ struct ServeConfig: Equatable, Sendable {
         }
     }
 
-    mutating func setListen(_ value: String) throws {
+    package mutating func setListen(_ value: String) throws {
         guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
               (0...65535).contains(port) else {
             throw Invalid(description: "listen address must be HOST:PORT, got '\(value)'")
@@ -128,7 +130,7 @@ struct ServeConfig: Equatable, Sendable {
         listenPort = port
     }
 
-    mutating func setPublicURL(_ value: String) throws {
+    package mutating func setPublicURL(_ value: String) throws {
         let trimmed = value.hasSuffix("/") ? String(value.dropLast()) : value
         guard let url = URL(string: trimmed), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
               url.query == nil, url.fragment == nil else {
@@ -137,20 +139,20 @@ struct ServeConfig: Equatable, Sendable {
         publicURL = trimmed
     }
 
-    mutating func setTrustedNetworks(_ entries: [String]) throws {
+    package mutating func setTrustedNetworks(_ entries: [String]) throws {
         do { trustedNetworks = try TrustedNetworks(entries) } catch let error as TrustedNetworks.Invalid {
             throw Invalid(description: error.description)
         }
     }
 
-    mutating func setNetwork(_ value: String) throws {
+    package mutating func setNetwork(_ value: String) throws {
         guard let choice = GuestNetwork(rawValue: value) else {
             throw Invalid(description: "network must be nat or user, got '\(value)'")
         }
         network = choice
     }
 
-    mutating func setAccel(_ value: String) throws {
+    package mutating func setAccel(_ value: String) throws {
         guard let choice = AcceleratorChoice(rawValue: value) else {
             throw Invalid(description: "accel must be kvm, tcg or auto, got '\(value)'")
         }
@@ -158,7 +160,7 @@ struct ServeConfig: Equatable, Sendable {
     }
 
     /// Checks ranges once everything is merged.
-    func validate() throws {
+    package func validate() throws {
         guard (64...1_048_576).contains(memoryMiB) else { throw Invalid(description: "memory must be 64..1048576 MiB, got \(memoryMiB)") }
         guard (1...256).contains(vcpus) else { throw Invalid(description: "vcpus must be 1..256, got \(vcpus)") }
         guard bootTimeout > 0, agentTimeout > 0 else { throw Invalid(description: "timeouts must be positive") }

@@ -4,7 +4,11 @@ import Glibc
 #endif
 
 /// Lays out the installed files; each step says what it did.
-struct Installer {
+package struct Installer {
+    package init(layout: InstallLayout, sourceBinary: String) {
+        (self.layout, self.sourceBinary) = (layout, sourceBinary)
+    }
+
     let layout: InstallLayout
     let sourceBinary: String
     /// Shipped files, found the way the running binary finds them (InstalledFiles).
@@ -12,7 +16,7 @@ struct Installer {
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    func install() throws -> [String] {
+    package func install() throws -> [String] {
         var done: [String] = []
         let fm = FileManager.default
         try copy(sourceBinary, to: layout.binary, mode: 0o755)
@@ -44,7 +48,7 @@ struct Installer {
     }
 
     /// systemctl only on a live systemd host and a real install; otherwise the commands to run.
-    func activate() -> [String] {
+    package func activate() -> [String] {
         let commands = [["daemon-reload"], ["enable", layout.unitName]]
         let live = FileManager.default.fileExists(atPath: "/run/systemd/system")
         guard live, layout.staged("/") == "/" else {

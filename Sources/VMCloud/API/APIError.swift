@@ -3,17 +3,21 @@ import Hummingbird
 import Libvirt
 
 /// Every error the API answers: `{"error": CODE, "message": TEXT}` with a fitting status.
-struct APIError: HTTPResponseError {
-    let status: HTTPResponse.Status
-    let code: String
-    let message: String
+package struct APIError: HTTPResponseError {
+    package let status: HTTPResponse.Status
+    package let code: String
+    package let message: String
     /// The methods the path has, for a 405 (its `Allow` header).
     var allow: [String] = []
 
     static func badRequest(_ message: String) -> APIError { APIError(status: .badRequest, code: "bad_request", message: message) }
     static func notFound(_ message: String) -> APIError { APIError(status: .notFound, code: "not_found", message: message) }
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
+    package init(status: HTTPResponse.Status, code: String, message: String, allow: [String] = []) {
+        (self.status, self.code, self.message, self.allow) = (status, code, message, allow)
+    }
+
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = JSONBody.response(ErrorBody(error: code, message: message), status: status)
         if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
         return response
@@ -27,11 +31,15 @@ struct APIError: HTTPResponseError {
 
 /// Turns every failure into the JSON error shape: our APIErrors, Hummingbird's own (unknown
 /// route, wrong method), store lookups that found nothing, and anything unexpected (500, logged).
-struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Turns the router's 404 for a documented path into a 405 with `Allow`.
     var documented = DocumentedRoutes(openAPIDocument: "")
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package init() {}
+
+    init(documented: DocumentedRoutes) { self.documented = documented }
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {

@@ -1,7 +1,12 @@
 import Foundation
 
 /// What `appliance image build` was asked to do, with paths already absolute.
-struct ImageBuildOptions: Sendable {
+package struct ImageBuildOptions: Sendable {
+    package init(stateDir: String, workDir: String, agent: String?, initScript: String?, sizeBytes: UInt64, mirror: String?, compress: Bool) {
+        (self.stateDir, self.workDir, self.agent, self.initScript) = (stateDir, workDir, agent, initScript)
+        (self.sizeBytes, self.mirror, self.compress) = (sizeBytes, mirror, compress)
+    }
+
     var stateDir: String
     var workDir: String
     /// nil: build the agent from the source tree.
@@ -23,7 +28,7 @@ struct ImageBuildOptions: Sendable {
     var rootfsStamp: String { workDir + "/rootfs.debootstrap-done" }
 
     /// "3G", "3072M", "3221225472" -> bytes (binary units, as mkfs and qemu-img read them).
-    static func parseSize(_ text: String) throws -> UInt64 {
+    package static func parseSize(_ text: String) throws -> UInt64 {
         struct BadSize: Error, CustomStringConvertible {
             let text: String
             var description: String { "invalid --size '\(text)': expected a number with an optional K, M, G or T suffix, e.g. 3G" }
@@ -44,8 +49,8 @@ struct ImageBuildOptions: Sendable {
 }
 
 /// A failed build: which step, and why (a tool's exit code, a missing requirement).
-struct ImageBuildError: Error, CustomStringConvertible {
+package struct ImageBuildError: Error, CustomStringConvertible {
     let step: String
     let reason: String
-    var description: String { "step '\(step)' failed: \(reason)" }
+    package var description: String { "step '\(step)' failed: \(reason)" }
 }

@@ -3,6 +3,7 @@ import AudioRelay
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import VMCloud
 
 /// `appliance audio-relay`: the audio relay alone, streaming named sinks of a PulseAudio daemon
 /// with no tokens, for benchmarks (against `parec | opusenc` and ffmpeg) and for listening to a

@@ -1,31 +1,26 @@
-import ArgumentParser
 import Foundation
 import Libvirt
 import Logging
 import NIOPosix
 
-/// `appliance bench ...`: benchmarks that need the appliance's own types.
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
-        abstract: "Benchmarks of the appliance's parts (see bench/).",
-        subcommands: [ReconcileBenchCommand.self])
-}
-
 /// The machine reconciler at scale on libvirt's test driver (real libvirt code, no guests):
 /// N generic VMs started, steady passes timed, domains killed behind its back and replaced.
 /// The baseline is what a poller without one listing would do: a libvirt state call per VM.
-struct ReconcileBenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "reconcile",
-        abstract: "Time reconcile passes over many generic VMs on test:///default.")
+package struct ReconcileBench {
+    package var vms = 1000
+    package var passes = 30
+    package var kill = 100
 
-    @Option(help: "Generic VMs to create.") var vms = 1000
-    @Option(help: "Steady passes to time.") var passes = 30
-    @Option(help: "Domains to destroy behind the reconciler's back.") var kill = 100
-    @Option(help: "Write RESULTS.md and results.json into this directory.") var out: String?
+    package init(vms: Int, passes: Int, kill: Int) {
+        (self.vms, self.passes, self.kill) = (vms, passes, kill)
+    }
 
-    func run() async throws {
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    package func run() async throws -> ReconcileBenchResult {
         let dir = NSTemporaryDirectory() + "vmcloud-bench-reconcile-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = StateDirectory(root: dir)
@@ -55,7 +50,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
             let started = Date()
             let actions = await reconciler.pass()
             steady.append(Date().timeIntervalSince(started))
-            guard actions == 0 else { throw ValidationError("a steady pass started \(actions) actions") }
+            guard actions == 0 else { throw Failure("a steady pass started \(actions) actions") }
         }
 
         progress("timing the baseline: the same store read, then one virDomainGetState per VM")
@@ -67,7 +62,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
             var mismatches = 0
             for row in rows where try await libvirt.domainState(name: row.domainName) != .running { mismatches += 1 }
             naive.append(Date().timeIntervalSince(started))
-            guard mismatches == 0 else { throw ValidationError("baseline saw \(mismatches) VMs not running") }
+            guard mismatches == 0 else { throw Failure("baseline saw \(mismatches) VMs not running") }
             started = Date()
             _ = try await libvirt.listDomains()
             listOnly.append(Date().timeIntervalSince(started))
@@ -80,12 +75,12 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
         let launched = await reconciler.pass()
         let detect = Date().timeIntervalSince(detectStart)
         let replaced = try await untilAllRunning(store, reconciler, count: vms)
-        guard launched == victims.count else { throw ValidationError("the pass after the kills started \(launched) actions, not \(victims.count)") }
+        guard launched == victims.count else { throw Failure("the pass after the kills started \(launched) actions, not \(victims.count)") }
 
         for machine in machines { _ = try? await libvirt.destroyDomainReleasingLeases(name: machine.domainName) }
         await libvirt.close()
 
-        let result = ReconcileBenchResult(
+        return ReconcileBenchResult(
             vms: vms, passes: passes, killed: victims.count, coldStartSeconds: coldStart,
             steadyPassMedianMs: Self.ms(median(steady)), steadyPassP99Ms: Self.ms(percentile(steady, 0.99)),
             perVMMicroseconds: median(steady) / Double(vms) * 1e6,
@@ -93,15 +88,6 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
             ratioToBaseline: median(steady) / median(naive),
             detectPassMs: Self.ms(detect), replaceSeconds: replaced,
             date: ISO8601DateFormatter().string(from: Date()), host: Self.hostDescription())
-        let markdown = result.markdown
-        print(markdown)
-        if let out {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try markdown.write(toFile: out + "/RESULTS.md", atomically: true, encoding: .utf8)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(result).write(to: URL(fileURLWithPath: out + "/results.json"))
-        }
     }
 
     /// Passes until every machine runs; returns the seconds it took.
@@ -111,7 +97,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
             await reconciler.pass()
             let running = try await store.machines().filter { $0.status == .running }.count
             if running == count { return Date().timeIntervalSince(started) }
-            if Date().timeIntervalSince(started) > 600 { throw ValidationError("only \(running) of \(count) running after 600 s") }
+            if Date().timeIntervalSince(started) > 600 { throw Failure("only \(running) of \(count) running after 600 s") }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
@@ -129,7 +115,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
     }
 }
 
-struct ReconcileBenchResult: Encodable {
+package struct ReconcileBenchResult: Encodable {
     let vms: Int
     let passes: Int
     let killed: Int
@@ -145,7 +131,7 @@ struct ReconcileBenchResult: Encodable {
     let date: String
     let host: String
 
-    var markdown: String {
+    package var markdown: String {
         """
         # Machine reconciler at \(vms) VMs (libvirt test:///default)
 
@@ -167,9 +153,9 @@ struct ReconcileBenchResult: Encodable {
     }
 }
 
-func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
+package func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
 
-func percentile(_ values: [Double], _ p: Double) -> Double {
+package func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return 0 }
     let sorted = values.sorted()
     return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VMCloud
 
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,25 +42,11 @@ struct DoctorCommand: AsyncParsableCommand {
         if let imageDir { settings.image = imageDir }
         if let listen { try settings.setListen(listen) }
         guard probeTimeout > 0 else { throw ValidationError("--probe-timeout must be positive") }
-        let image = settings.imageDirectory
-        return [
-            LibvirtReachableCheck(uri: settings.libvirtURI),
-            ProbeBootCheck(accelerator: .kvm, libvirtURI: settings.libvirtURI, imageDirectory: image, deadline: probeTimeout),
-            ProbeBootCheck(accelerator: .tcg, libvirtURI: settings.libvirtURI, imageDirectory: image, deadline: probeTimeout),
-            PulseAudioCheck(stateDir: settings.stateDir),
-            GuestImageCheck(directory: image),
-            DiskSpaceCheck(stateDir: settings.stateDir),
-            ListenPortCheck(host: settings.listenHost, port: settings.listenPort),
-            NATNetworkCheck(libvirtURI: settings.libvirtURI),
-            DnsmasqCheck(),
-        ]
+        return Doctor.checks(settings: settings, probeTimeout: probeTimeout)
     }
 
     func report() async throws -> DoctorReport {
-        var report = DoctorReport(findings: [])
-        // One after another: the two probe boots should not compete for the CPU.
-        for check in try checks() { report.findings.append(await check.run()) }
-        return report
+        await Doctor.report(try checks())
     }
 
     func run() async throws {

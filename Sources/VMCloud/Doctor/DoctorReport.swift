@@ -1,11 +1,11 @@
 import Foundation
 
 /// All findings, printable for a terminal or as JSON for scripts.
-struct DoctorReport: Codable, Sendable {
-    var findings: [DoctorFinding]
-    var worst: DoctorFinding.Verdict { findings.map(\.verdict).max() ?? .ok }
+package struct DoctorReport: Codable, Sendable {
+    package var findings: [DoctorFinding]
+    package var worst: DoctorFinding.Verdict { findings.map(\.verdict).max() ?? .ok }
 
-    func text() -> String {
+    package func text() -> String {
         var lines: [String] = []
         for f in findings {
             var line = "[\(f.verdict.rawValue.uppercased().padding(toLength: 4, withPad: " ", startingAt: 0))] \(f.check): \(f.detail)"
@@ -20,7 +20,7 @@ struct DoctorReport: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    func json() throws -> String {
+    package func json() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: try encoder.encode(self), as: UTF8.self)

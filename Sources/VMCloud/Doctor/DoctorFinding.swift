@@ -1,27 +1,27 @@
 import Foundation
 
 /// One check's result: what was looked at, the verdict, and for warn/fail what to do.
-struct DoctorFinding: Codable, Sendable, Equatable {
-    enum Verdict: String, Codable, Sendable, Comparable {
+package struct DoctorFinding: Codable, Sendable, Equatable {
+    package enum Verdict: String, Codable, Sendable, Comparable {
         case ok, warn, fail
-        static func < (a: Verdict, b: Verdict) -> Bool {
+        package static func < (a: Verdict, b: Verdict) -> Bool {
             let order: [Verdict] = [.ok, .warn, .fail]
             return order.firstIndex(of: a)! < order.firstIndex(of: b)!
         }
     }
 
-    var check: String
-    var verdict: Verdict
-    var detail: String
+    package var check: String
+    package var verdict: Verdict
+    package var detail: String
     /// nil when the verdict is ok.
-    var advice: String?
+    package var advice: String?
     /// Seconds a probe boot took (KVM and TCG checks only): shows the verdict came from a boot.
-    var probeSeconds: Double?
-    var probeDeadline: Double?
+    package var probeSeconds: Double?
+    package var probeDeadline: Double?
 }
 
 /// A host check; each is small and independent, so one failing never hides the others.
-protocol DoctorCheck: Sendable {
+package protocol DoctorCheck: Sendable {
     var name: String { get }
     func run() async -> DoctorFinding
 }

@@ -10,10 +10,12 @@ import ServiceLifecycle
 
 /// Wires the parts together for `appliance serve`: state directory, store, libvirt, the
 /// accelerator probe, the pool and the HTTP API.
-struct ApplianceServer {
+package struct ApplianceServer {
     let config: ServeConfig
 
-    func run() async throws {
+    package init(config: ServeConfig) { self.config = config }
+
+    package func run() async throws {
         // Before any part creates a metric (a metric made earlier would report nowhere).
         MetricsBackend.bootstrap()
         var logger = Logger(label: "appliance")
