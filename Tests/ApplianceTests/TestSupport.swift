@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import VMCloud
 
 /// A fresh directory that QEMU (user libvirt-qemu) can traverse, removed by the caller.
@@ -40,4 +43,18 @@ func makeGrantedBatch(_ store: Store, size: Int, homepage: String = "http://a.te
     let granted = try await store.grantIdleVMs().map(\.vmId)
     precondition(granted == vms, "grants go to the new batch in VM order")
     return (batch, vms)
+}
+
+/// Calls `body` with a new TCP socket and 127.0.0.1:`port` as a `sockaddr` (to bind, connect or
+/// read back with getsockname); the caller closes the socket.
+func withLoopbackSocket<T>(port: Int, _ body: (Int32, UnsafeMutablePointer<sockaddr>, socklen_t) throws -> T) rethrows -> (fd: Int32, result: T) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = try withUnsafeMutablePointer(to: &address) {
+        try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return (fd, result)
 }

@@ -346,12 +346,12 @@ actor Pool {
         case .hello:
             do {
                 // The address is the host's record (the NAT lease), not the guest's claim.
-                guard let domain = try await store.vm(id)?.domainName else { return }
-                let ip = await hypervisor.guestAddress.address(domain: domain)
+                guard let vm = try await store.vm(id) else { return }
+                let ip = await hypervisor.guestAddress.address(domain: vm.domainName)
                 let outcome = try await store.agentHello(vm: id, ip: ip, agentVersion: message.agentVersion)
                 if outcome == .becameIdle {
                     bootFailures = 0
-                    if let vm = try await store.vm(id) { ApplianceMetrics.bootDuration.recordSeconds(Date().timeIntervalSince(vm.createdAt)) }
+                    ApplianceMetrics.bootDuration.recordSeconds(Date().timeIntervalSince(vm.createdAt))
                     logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(ip ?? "-")"])
                 }
                 kick()

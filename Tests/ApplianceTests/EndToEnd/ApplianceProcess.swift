@@ -123,20 +123,15 @@ final class ApplianceProcess: @unchecked Sendable {
     }
 
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
+        // Port 0: the kernel picks a free one, which getsockname reads back.
+        let (fd, port) = withLoopbackSocket(port: 0) { fd, address, length -> Int? in
+            var length = length
+            guard bind(fd, address, length) == 0, getsockname(fd, address, &length) == 0 else { return nil }
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
         }
-        guard bound else { throw Failure("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        defer { close(fd) }
+        guard let port else { throw Failure("cannot find a free port") }
+        return port
     }
 }
 
