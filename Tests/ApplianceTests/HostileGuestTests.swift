@@ -37,6 +37,8 @@ import Testing
 
         // The hostile guest's repertoire.
         let evil = guests[hostile]!
+        // A hello that claims a neighbour's address: the host keeps its own record.
+        evil.send(AgentMessage(type: .hello, agentVersion: "evil", ip: "192.168.122.2"))
         evil.send("this is not json")
         evil.send(String(repeating: "x", count: 70_000))
         evil.send(#"{"v":99,"type":"hello"}"#)
@@ -50,6 +52,7 @@ import Testing
         try await eventually("the rejections are recorded", timeout: 10) {
             try await store.events(vm: hostile).filter { $0.kind == "agent.rejected" }.count >= 8
         }
+        #expect(try await store.vm(hostile)?.ip == "10.0.2.15", "the guest's claimed address was not recorded")
         let reasons = try await store.events(vm: hostile).filter { $0.kind == "agent.rejected" }.map(\.message).joined(separator: "\n")
         for expected in ["malformed", "exceeds", "unsupported protocol version", "configure needs an id", "never announced", "offset", "screenshotBytes", "unexpected unsolicited pong"] {
             #expect(reasons.contains(expected), "no rejection mentions '\(expected)':\n\(reasons)")
