@@ -11,50 +11,44 @@ import NIOPosix
 /// The real router over a real store and libvirt's own test driver (test:///default): enough for
 /// request handling that boots nothing. Tests that boot guests run the real binary instead.
 struct APIHarness {
-    let pool: Pool
-    let blobs: BlobStore
-    let viewer: ViewerAccess
+    /// The appliance's own wiring (`buildApplication`'s) over the test driver, user networking
+    /// and no audio; its services are not running: requests only.
+    let parts: ApplianceParts
     let directory: String
-    let libvirt: LibvirtClient
-    /// Generic VMs over the same test driver (its reconciler is not running: requests only).
-    let machines: MachineService
     /// The admin key every request of `test` carries unless it sets its own Authorization.
     let adminKey: String
-    let authenticator: Authenticator
+
+    var pool: Pool { parts.pool }
+    var blobs: BlobStore { parts.blobs }
+    var viewer: ViewerAccess { parts.viewer }
+    var libvirt: LibvirtClient { parts.libvirt }
+    var machines: MachineService { parts.machines }
+    var authenticator: Authenticator { parts.authenticator }
 
     init() async throws {
         directory = try makeTemporaryDirectory("api")
-        let state = StateDirectory(root: directory)
-        try state.prepare()
-        let store = try Store(path: state.database)
-        libvirt = LibvirtClient(uri: "test:///default")
-        try await libvirt.connect()
-        let image = GuestImage(directory: directory, disk: directory + "/disk.qcow2", kernel: nil, initrd: nil, cmdline: nil)
-        let hypervisor = Hypervisor(
-            libvirt: libvirt, state: state, image: image, accelerator: .tcg, instanceId: store.instanceId,
-            memoryMiB: 128, vcpus: 1)
-        blobs = try BlobStore(root: state.blobsDir)
-        viewer = ViewerAccess(tokens: try AccessTokens.load(path: state.viewerSecret), store: store,
-                              vncSocket: { [state] in state.vncSocket(vm: $0) })
-        let captures = CaptureReceiver(blobs: blobs, logger: Logger(label: "test"))
-        let reconciler = MachineReconciler(
-            store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: ImageStore(root: state.imagesDir), qemuImg: "/usr/bin/qemu-img"),
-            network: .user, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        machines = MachineService(reconciler: reconciler, images: ImageStore(root: state.imagesDir), kvmUsable: false)
-        adminKey = try await AdminKey.ensure(store: store, path: state.adminKey)!.text
-        authenticator = Authenticator(store: store, trusted: .loopback, counter: RequestCounter())
-        pool = Pool(store: store, hypervisor: hypervisor, captures: captures, settings: PoolSettings(),
-                    group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        // The guest image is never booted here: an empty disk file is enough to load it.
+        FileManager.default.createFile(atPath: directory + "/disk.qcow2", contents: Data())
+        var config = ServeConfig()
+        config.stateDir = directory
+        config.image = directory
+        config.libvirtURI = "test:///default"
+        config.accel = .tcg
+        config.network = .user
+        config.audio = false
+        config.memoryMiB = 128
+        config.vcpus = 1
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        parts = try await ApplianceParts.wire(config, logger: logger)
+        adminKey = try String(contentsOfFile: parts.state.adminKey, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Runs `body` against the router; its requests carry the admin key (`authenticated`
     /// false: none, as from a caller without a key).
     func test(authenticated: Bool = true, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let app = Application(router: ApplianceServer.router(
-            pool: pool, authenticator: authenticator, blobs: blobs, viewer: viewer, screens: ScreenshotCache { [libvirt] in try await libvirt.screenshot(domainName: $0) },
-            audio: AudioRoutes(access: viewer, relay: nil, sinkName: { "vm\($0)" }), machines: machines,
-            proxy: SmartProxy(machines: machines, logger: Logger(label: "test"))))
+        let app = Application(router: parts.router())
         let key = authenticated ? adminKey : nil
         try await app.test(.router) { client in try await body(KeyedTestClient(inner: client, key: key)) }
         await libvirt.close()

@@ -1,7 +1,6 @@
 import Foundation
 import Libvirt
 import Logging
-import NIOPosix
 
 /// The machine reconciler at scale on libvirt's test driver (real libvirt code, no guests):
 /// N generic VMs started, steady passes timed, domains killed behind its back and replaced.
@@ -23,18 +22,24 @@ package struct ReconcileBench {
     package func run() async throws -> ReconcileBenchResult {
         let dir = NSTemporaryDirectory() + "vmcloud-bench-reconcile-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let state = StateDirectory(root: dir)
-        try state.prepare()
-        let store = try Store(path: state.database)
-        let images = ImageStore(root: state.imagesDir)
-        _ = try await runTool(Hypervisor.qemuImg, ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
-        let libvirt = LibvirtClient(uri: "test:///default")
-        try await libvirt.connect()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // The appliance's own wiring over the test driver; its services do not run: the bench
+        // calls the reconciler's passes itself. No guest is booted, so an empty image will do.
+        FileManager.default.createFile(atPath: dir + "/disk.qcow2", contents: Data())
+        var config = ServeConfig()
+        config.stateDir = dir
+        config.image = dir
+        config.libvirtURI = "test:///default"
+        config.accel = .tcg
+        config.network = .user
+        config.audio = false
+        config.reconcileInterval = 3600
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let reconciler = MachineReconciler(
-            store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: Hypervisor.qemuImg),
-            network: .user, settings: .init(pollInterval: 3600), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let parts = try await ApplianceParts.wire(config, logger: logger)
+        let (store, libvirt, reconciler) = (parts.store, parts.libvirt, parts.reconciler)
+        let images = ImageStore(root: parts.state.imagesDir)
+        _ = try await runTool(Hypervisor.qemuImg, ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
         let spec = MachineSpec.plain(hda: .stored("base.qcow2"))
 
         progress("creating \(vms) generic VMs in the store")

@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The smart proxy's parts, made once by ApplianceServer: the waker (start once, wait, idle
+/// The smart proxy's parts, made once by ApplianceParts.wire: the waker (start once, wait, idle
 /// accounting), the forwarder (the one HTTP client) and the idle stopper; their routes and
 /// the services that run for the server's lifetime.
 struct SmartProxy: Sendable {

@@ -1,0 +1,34 @@
+import AudioRelay
+import Libvirt
+import ServiceLifecycle
+
+/// Runs the pool's reconcile loop for the lifetime of the server.
+struct PoolService: Service {
+    let pool: Pool
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await pool.run() }
+    }
+}
+
+/// Runs the generic VMs' reconciler for the lifetime of the server.
+struct MachineReconcilerService: Service {
+    let reconciler: MachineReconciler
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await reconciler.run() }
+    }
+}
+
+/// Holds libvirt's connection and the audio daemon open until the server shuts down, then
+/// closes them (the VMs keep running: a restarted appliance adopts them).
+struct ClosingService: Service {
+    let libvirt: LibvirtClient
+    let audio: AudioRelay?
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await audio?.shutdown()
+        await libvirt.close()
+    }
+}

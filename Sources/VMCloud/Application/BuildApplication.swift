@@ -1,0 +1,66 @@
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+
+/// The application `appliance serve` runs: the parts wired from `config`, their routes, and the
+/// long-running parts as services.
+package func buildApplication(_ config: ServeConfig, logger: Logger) async throws -> some ApplicationProtocol {
+    try await ApplianceParts.wire(config, logger: logger).application()
+}
+
+extension ApplianceParts {
+    /// Serves the HTTP and WebSocket routes on the configured address, with the services.
+    func application() -> some ApplicationProtocol {
+        let webSockets = Router(context: ViewerWebSocketContext.self)
+        ViewerRoutes(access: viewer).registerWebSocket(on: webSockets)
+        audioRoutes.registerWebSocket(on: webSockets)
+        proxy.registerWebSocket(on: webSockets, authenticator: authenticator)
+        let runningLogger = logger
+        return Application(
+            router: router(),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: webSockets,
+                configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
+            configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
+            services: services,
+            onServerRunning: { channel in
+                runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger)
+    }
+
+    /// The long-running parts. Each is restarted when it throws: an outside fault must not end
+    /// the service group. The group stops services in reverse order, so the first one, which
+    /// closes libvirt and the audio daemon, stops after all that use them.
+    var services: [any Service] {
+        [ClosingService(libvirt: libvirt, audio: audio)]
+            + ([PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
+                ViewerAccessService(access: viewer, logger: logger),
+                RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services)
+            .map { $0.restarting(as: "\(type(of: $0))", logger: logger) }
+    }
+
+    /// Every route of the API.
+    func router() -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
+        let openAPIDocument = InstalledFiles.contents("docs/openapi.yaml")
+        router.add(middleware: JSONErrorMiddleware(documented: DocumentedRoutes(openAPIDocument: openAPIDocument ?? "")))
+        router.add(middleware: AuthMiddleware(authenticator: authenticator))
+        ClientRoutes(store: store).register(on: router)
+        LegacyRoutes(pool: pool, defaultCookies: config.defaultCookies, viewer: viewer).register(on: router)
+        V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: router)
+        let adminOnly = router.group().add(middleware: AdminOnlyMiddleware())
+        MachineRoutes(machines: machines).register(on: adminOnly)
+        ViewerLaunchRoutes(machines: machines).register(on: router)
+        PageRoutes(pool: pool, blobs: blobs).register(on: router)
+        JobRoutes(pool: pool).register(on: router)
+        ViewerRoutes(access: viewer).register(on: router)
+        MonitorRoutes(pool: pool, viewer: viewer, stateDirectory: blobs.root).register(on: router)
+        ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
+        MetricsRoutes(gauges: StoreGauges(store: store)).register(on: adminOnly)
+        audioRoutes.register(on: router)
+        proxy.register(on: router)
+        return router
+    }
+}
