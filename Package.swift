@@ -54,9 +54,13 @@ let package = Package(
         // Opus encoding and Ogg/Opus pages for the audio streams.
         .target(name: "OggOpus", dependencies: ["COpus", "COgg"]),
         // PulseAudio capture per VM (libpulse), encoding once and the fan-out to listeners.
+        // posix_spawn with a log file and an async exit: for pulseaudio, qemu-img and the tests'
+        // helpers (Foundation's Process hangs in waitUntilExit after terminate on Linux).
+        .target(name: "ChildProcess"),
+
         .target(
             name: "AudioRelay",
-            dependencies: ["CPulse", "OggOpus", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPulse", "OggOpus", "ChildProcess", .product(name: "Logging", package: "swift-log")]
         ),
 
         // The appliance itself: store, pool and machines, hypervisor, API, proxy, viewers,
@@ -64,7 +68,7 @@ let package = Package(
         .target(
             name: "VMCloud",
             dependencies: [
-                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ScreenImage",
+                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ChildProcess", "ScreenImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -106,13 +110,13 @@ let package = Package(
         ),
         .testTarget(name: "ScreenImageTests", dependencies: ["ScreenImage"]),
         // Decoding (opusdec), WAV parsing and tone analysis shared by the audio tests.
-        .target(name: "AudioTestSupport", dependencies: ["AudioRelay"], path: "Tests/AudioTestSupport"),
+        .target(name: "AudioTestSupport", dependencies: ["AudioRelay", "ChildProcess"], path: "Tests/AudioTestSupport"),
         .testTarget(name: "OggOpusTests", dependencies: ["OggOpus", "AudioTestSupport"]),
-        .testTarget(name: "AudioRelayTests", dependencies: ["AudioRelay", "OggOpus", "AudioTestSupport"]),
+        .testTarget(name: "AudioRelayTests", dependencies: ["AudioRelay", "ChildProcess", "OggOpus", "AudioTestSupport"]),
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "VMCloud", "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "OggOpus", "AudioTestSupport",
+                "VMCloud", "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "ChildProcess", "OggOpus", "AudioTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Synchronization
 
@@ -134,7 +135,12 @@ public final class PulseServer: Sendable {
         env["XDG_CONFIG_HOME"] = runtimeDirectory + "/config"
         env.removeValue(forKey: "PULSE_SERVER")
         env.removeValue(forKey: "DBUS_SESSION_BUS_ADDRESS")
-        let process = try ChildProcess(executable: executable, arguments: arguments, environment: env, outputPath: logPath)
+        let process: ChildProcess
+        do {
+            process = try ChildProcess(executable: executable, arguments: arguments, environment: env, outputPath: logPath)
+        } catch {
+            throw PulseError.daemonFailed("\(error)")
+        }
         child.withLock { $0 = process }
         return process
     }

@@ -1,3 +1,4 @@
+import ChildProcess
 import AudioRelay
 import Foundation
 

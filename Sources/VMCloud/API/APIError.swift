@@ -17,6 +17,19 @@ package struct APIError: HTTPResponseError {
         (self.status, self.code, self.message, self.allow) = (status, code, message, allow)
     }
 
+    /// The answer to a refusal from below the API.
+    init(_ refusal: Refusal) {
+        let status: HTTPResponse.Status = switch refusal.kind {
+        case .invalid: .badRequest
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .unprocessable: .unprocessableContent
+        case .forbidden: .forbidden
+        case .unavailable: .serviceUnavailable
+        }
+        self.init(status: status, code: refusal.code, message: refusal.message)
+    }
+
     package func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = JSONBody.response(ErrorBody(error: code, message: message), status: status)
         if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
@@ -44,12 +57,19 @@ package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let refusal as Refusal {
+            throw APIError(refusal)
         } catch let error as StoreError {
             throw APIError.notFound(error.description)
         } catch MachineStoreError.notFound(let ref) {
             throw APIError.notFound("no VM '\(ref.prefix(64))'")
         } catch let error as MachineStoreError {
             throw APIError(status: .conflict, code: "name_taken", message: error.description)
+        } catch let error as ResourceStoreError {
+            switch error {
+            case .notFound: throw APIError.notFound(error.description)
+            case .exists: throw APIError(status: .conflict, code: "resource_exists", message: error.description)
+            }
         } catch let error as AgentError {
             throw APIError(status: .badGateway, code: "agent_error", message: error.description)
         } catch where isLibvirtUnreachable(error) {

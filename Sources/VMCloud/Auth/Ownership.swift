@@ -25,7 +25,7 @@ extension Store {
     /// is the result of.
     func pageOwner(_ id: Int64) async throws -> Int64? {
         try await pool.read { db in
-            guard let page = try PageRecord.fetchOne(db, key: id) else { throw APIError.notFound("no page \(id)") }
+            guard let page = try PageRecord.fetchOne(db, key: id) else { throw Refusal.notFound("no page \(id)") }
             if let row = try Row.fetchOne(db, sql: """
                 SELECT batch.clientId FROM handle JOIN batch ON batch.id = handle.batchId
                 WHERE handle.vmId = ? AND handle.vmSession = ?

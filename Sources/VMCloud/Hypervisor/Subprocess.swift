@@ -1,4 +1,4 @@
-import AudioRelay
+import ChildProcess
 import Foundation
 
 struct SubprocessError: Error, CustomStringConvertible {

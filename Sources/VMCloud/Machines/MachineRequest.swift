@@ -30,27 +30,27 @@ struct MachineRequest: Decodable {
     func validated(host: Host, viewer: Bool = false) throws -> (name: String, spec: MachineSpec) {
         let name = try MachineValidation.name(name)
         guard viewer == name.hasPrefix("viewer.") else {
-            throw APIError.badRequest("names starting with 'viewer.' are reserved for keyed viewers")
+            throw Refusal.invalid("names starting with 'viewer.' are reserved for keyed viewers")
         }
         guard !name.hasPrefix("resource.") else {
-            throw APIError.badRequest("names starting with 'resource.' are reserved for smart proxy resources")
+            throw Refusal.invalid("names starting with 'resource.' are reserved for smart proxy resources")
         }
         let hypervisor = try MachineValidation.hypervisor(hypervisor, kvmUsable: host.kvmUsable)
         guard let arch = MachineSpec.Arch(rawValue: sys_arch ?? "x86_64") else {
-            throw APIError.badRequest("sys_arch must be x86_64 or i386, got '\((sys_arch ?? "").prefix(40))'")
+            throw Refusal.invalid("sys_arch must be x86_64 or i386, got '\((sys_arch ?? "").prefix(40))'")
         }
         let vcpus = cpu_count ?? 1
-        guard (1...64).contains(vcpus) else { throw APIError.badRequest("cpu_count must be 1 to 64, got \(vcpus)") }
+        guard (1...64).contains(vcpus) else { throw Refusal.invalid("cpu_count must be 1 to 64, got \(vcpus)") }
         let memory = mem_size ?? 512
-        guard (64...1_048_576).contains(memory) else { throw APIError.badRequest("mem_size must be 64 to 1048576 MiB, got \(memory)") }
+        guard (64...1_048_576).contains(memory) else { throw Refusal.invalid("mem_size must be 64 to 1048576 MiB, got \(memory)") }
         guard let crash = MachineSpec.CrashPolicy(rawValue: on_crash ?? "restart") else {
-            throw APIError.badRequest("on_crash must be restart or stop")
+            throw Refusal.invalid("on_crash must be restart or stop")
         }
         let grace = stop_grace ?? 10
-        guard (0...600).contains(grace) else { throw APIError.badRequest("stop_grace must be 0 to 600 seconds") }
+        guard (0...600).contains(grace) else { throw Refusal.invalid("stop_grace must be 0 to 600 seconds") }
         if let cmdline {
             guard cmdline.utf8.count <= 1024, !cmdline.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw APIError.badRequest("cmdline must be at most 1024 bytes without control characters")
+                throw Refusal.invalid("cmdline must be at most 1024 bytes without control characters")
             }
         }
         let spec = MachineSpec(
@@ -64,8 +64,8 @@ struct MachineRequest: Decodable {
             hdaSaveTo: try MachineValidation.saveTarget(hda_save_to, "hda_save_to"),
             hdbSaveTo: try MachineValidation.saveTarget(hdb_save_to, "hdb_save_to"),
             runAgent: run_agent ?? true, onCrash: crash, stopGrace: grace, inputFiles: nil)
-        guard spec.initrd == nil || spec.kernel != nil else { throw APIError.badRequest("initrd_image needs kernel_image") }
-        guard spec.hdbSaveTo == nil || spec.hdb != nil else { throw APIError.badRequest("hdb_save_to needs hdb_image") }
+        guard spec.initrd == nil || spec.kernel != nil else { throw Refusal.invalid("initrd_image needs kernel_image") }
+        guard spec.hdbSaveTo == nil || spec.hdb != nil else { throw Refusal.invalid("hdb_save_to needs hdb_image") }
         return (name, spec)
     }
 }
@@ -88,7 +88,7 @@ enum MachineValidation {
         let ok = raw.utf8.count <= 63 && raw.first.map { $0.isASCII && $0.isLetter } == true
             && raw.utf8.allSatisfy { isSafe($0) } && UUID(uuidString: raw) == nil
         guard ok else {
-            throw APIError.badRequest("name must start with a letter and hold at most 63 letters, digits, '.', '_' or '-', got '\(raw.prefix(80))'")
+            throw Refusal.invalid("name must start with a letter and hold at most 63 letters, digits, '.', '_' or '-', got '\(raw.prefix(80))'")
         }
         return raw
     }
@@ -98,15 +98,15 @@ enum MachineValidation {
         case "qemu": return "qemu"
         case "kvm":
             guard kvmUsable else {
-                throw APIError(status: .unprocessableContent, code: "hypervisor_unavailable",
-                               message: "hypervisor kvm is not usable on this host (the appliance runs guests under TCG; see --accel); use qemu")
+                throw Refusal(.unprocessable, code: "hypervisor_unavailable",
+                               "hypervisor kvm is not usable on this host (the appliance runs guests under TCG; see --accel); use qemu")
             }
             return "kvm"
         case "xen", "vbox":
-            throw APIError(status: .unprocessableContent, code: "hypervisor_unavailable",
-                           message: "hypervisor \(raw!) is not available on this host (only kvm and qemu through libvirt)")
+            throw Refusal(.unprocessable, code: "hypervisor_unavailable",
+                           "hypervisor \(raw!) is not available on this host (only kvm and qemu through libvirt)")
         default:
-            throw APIError.badRequest("hypervisor must be kvm, qemu, xen or vbox, got '\((raw ?? "").prefix(40))'")
+            throw Refusal.invalid("hypervisor must be kvm, qemu, xen or vbox, got '\((raw ?? "").prefix(40))'")
         }
     }
 
@@ -115,12 +115,12 @@ enum MachineValidation {
         if raw.hasPrefix("http://") || raw.hasPrefix("https://") {
             guard raw.utf8.count <= 4096, let url = URLComponents(string: raw), url.host?.isEmpty == false,
                   !raw.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == " " })
-            else { throw APIError.badRequest("\(field) is not a valid http(s) URL") }
+            else { throw Refusal.invalid("\(field) is not a valid http(s) URL") }
             return .url(raw)
         }
         let path = try storePath(raw, field)
         guard images.contains(path) else {
-            throw APIError.badRequest("\(field): no file '\(path)' in the image store (\(images.root))")
+            throw Refusal.invalid("\(field): no file '\(path)' in the image store (\(images.root))")
         }
         return .stored(path)
     }
@@ -138,7 +138,7 @@ enum MachineValidation {
         let ok = raw.utf8.count <= 512 && (1...8).contains(parts.count)
             && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." && $0.utf8.allSatisfy(isSafe) }
         guard ok else {
-            throw APIError.badRequest("\(field) must be a relative path in the image store (letters, digits, '.', '_', '-', '/'; no '..'), got '\(raw.prefix(80))'")
+            throw Refusal.invalid("\(field) must be a relative path in the image store (letters, digits, '.', '_', '-', '/'; no '..'), got '\(raw.prefix(80))'")
         }
         return raw
     }

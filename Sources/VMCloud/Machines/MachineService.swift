@@ -29,7 +29,7 @@ struct MachineService: Sendable {
                                       event: "start asked again after a failed start")
         }
         guard let updated = try await store.setDesired(machine: machine.id!, desired) else {
-            throw APIError(status: .conflict, code: "vm_destroyed", message: "VM \(machine.name) is \(machine.desired == .destroyed ? "being destroyed" : machine.status.rawValue)")
+            throw Refusal.conflict(code: "vm_destroyed", "VM \(machine.name) is \(machine.desired == .destroyed ? "being destroyed" : machine.status.rawValue)")
         }
         reconciler.kick()
         return updated
@@ -40,20 +40,20 @@ struct MachineService: Sendable {
     func modify(_ ref: String, _ change: MachineModification) async throws -> MachineRecord {
         var machine = try await store.machine(ref: ref)
         try requireUnowned(machine, asOwner: false)
-        guard machine.desired != .destroyed else { throw APIError(status: .conflict, code: "vm_destroyed", message: "VM \(machine.name) is destroyed") }
+        guard machine.desired != .destroyed else { throw Refusal.conflict(code: "vm_destroyed", "VM \(machine.name) is destroyed") }
         let hda = try change.hda_save_to.map { try MachineValidation.saveTarget($0, "hda_save_to") }
         let hdb = try change.hdb_save_to.map { try MachineValidation.saveTarget($0, "hdb_save_to") }
-        if hdb != nil, hdb! != nil, machine.spec.hdb == nil { throw APIError.badRequest("hdb_save_to needs an hdb_image") }
+        if hdb != nil, hdb! != nil, machine.spec.hdb == nil { throw Refusal.invalid("hdb_save_to needs an hdb_image") }
         var cdrom: ImageReference??
         if let raw = change.cd_image {
             if machine.status == .installing || machine.status == .starting {
-                throw APIError(status: .conflict, code: "vm_installing", message: "the cdrom can be changed once the VM is running (it is \(machine.status.rawValue))")
+                throw Refusal.conflict(code: "vm_installing", "the cdrom can be changed once the VM is running (it is \(machine.status.rawValue))")
             }
             if raw.isEmpty {
                 cdrom = .some(nil)
             } else {
                 let reference = try MachineValidation.image(raw, "cd_image", in: images)
-                guard case .stored = reference else { throw APIError.badRequest("cd_image of an existing VM must be a file in the image store") }
+                guard case .stored = reference else { throw Refusal.invalid("cd_image of an existing VM must be a file in the image store") }
                 cdrom = .some(reference)
             }
             if machine.status.hasDomain, case .some(let media) = cdrom {
@@ -76,8 +76,7 @@ struct MachineService: Sendable {
 
     private func requireUnowned(_ machine: MachineRecord, asOwner: Bool) throws {
         guard let owner = machine.ownerKey, !asOwner else { return }
-        throw APIError(status: .conflict, code: "vm_owned",
-                       message: owner.hasPrefix("resource:")
+        throw Refusal.conflict(code: "vm_owned", owner.hasPrefix("resource:")
                            ? "VM \(machine.name) belongs to smart proxy \(owner); it is started by requests and stopped when idle (DELETE /v1/resources/{id} removes it)"
                            : "VM \(machine.name) belongs to \(owner); change it through /v1/viewers with its access key")
     }

@@ -37,10 +37,10 @@ struct ResourceRequest: Decodable {
 
     func validated(host: MachineRequest.Host, now: Date = Date()) throws -> ResourceRecord {
         let id = try ResourceValidation.id(id)
-        guard (1...65535).contains(port) else { throw APIError.badRequest("port must be 1 to 65535, got \(port)") }
+        guard (1...65535).contains(port) else { throw Refusal.invalid("port must be 1 to 65535, got \(port)") }
         let groups = try ResourceValidation.groups(groups?.names ?? [])
         let idle = idle_timeout ?? Self.defaultIdleTimeout
-        guard (1...86_400).contains(idle) else { throw APIError.badRequest("idle_timeout must be 1 to 86400 seconds, got \(idle)") }
+        guard (1...86_400).contains(idle) else { throw Refusal.invalid("idle_timeout must be 1 to 86400 seconds, got \(idle)") }
         // The generic VM checks (images in the store or URLs, sizes, cmdline); the name is ours.
         let machine = MachineRequest(
             name: "resource", hypervisor: hypervisor, cpu_count: cpu_count, mem_size: mem_size, sys_arch: nil,
@@ -67,16 +67,16 @@ enum ResourceValidation {
 
     static func id(_ raw: String) throws -> String {
         guard isSlug(raw) else {
-            throw APIError.badRequest("resource id must be 1 to 64 letters, digits, '-' or '_' starting with a letter, got '\(raw.prefix(80))'")
+            throw Refusal.invalid("resource id must be 1 to 64 letters, digits, '-' or '_' starting with a letter, got '\(raw.prefix(80))'")
         }
         return raw
     }
 
     /// At most 32 distinct names.
     static func groups(_ names: [String]) throws -> Set<String> {
-        guard names.count <= 32 else { throw APIError.badRequest("at most 32 groups") }
+        guard names.count <= 32 else { throw Refusal.invalid("at most 32 groups") }
         for name in names where !isSlug(name) {
-            throw APIError.badRequest("group names are 1 to 64 letters, digits, '-' or '_' starting with a letter, got '\(name.prefix(80))'")
+            throw Refusal.invalid("group names are 1 to 64 letters, digits, '-' or '_' starting with a letter, got '\(name.prefix(80))'")
         }
         return Set(names)
     }
@@ -87,10 +87,10 @@ enum ResourceValidation {
         let decoded = segment.removingPercentEncoding ?? segment
         if decoded == "-" { return [] }
         let names = decoded.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard names.count <= 64 else { throw APIError.badRequest("at most 64 claimed groups") }
+        guard names.count <= 64 else { throw Refusal.invalid("at most 64 claimed groups") }
         // Any name a client may hold (ClientValidation), not only the stricter resource form.
         for name in names where !ClientValidation.isGroupName(name) {
-            throw APIError.badRequest("claimed group '\(name.prefix(64))' must be 1 to 64 letters, digits, '-' or '_'")
+            throw Refusal.invalid("claimed group '\(name.prefix(64))' must be 1 to 64 letters, digits, '-' or '_'")
         }
         return Set(names)
     }

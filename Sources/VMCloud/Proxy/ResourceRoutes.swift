@@ -13,7 +13,7 @@ struct ResourceRoutes {
             let body = try await JSONBody.decode(ResourceRequest.self, from: request)
             let machines = proxy.machines
             let resource = try body.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images))
-            do { try await proxy.store.createResource(resource) } catch let error as ResourceStoreError { throw error.apiError }
+            try await proxy.store.createResource(resource)
             return try await view(resource, machine: nil, status: .created)
         }
         resources.get { _, context in
@@ -34,8 +34,7 @@ struct ResourceRoutes {
         resources.delete(":id") { _, context in
             try context.requireAdmin()
             let id = try id(context)
-            let resource: ResourceRecord
-            do { resource = try await proxy.store.deleteResource(id) } catch let error as ResourceStoreError { throw error.apiError }
+            let resource = try await proxy.store.deleteResource(id)
             await proxy.waker.forget(id)
             proxy.machines.reconciler.kick()
             return try await view(resource, machine: nil)

@@ -1,20 +1,6 @@
 import Foundation
 import GRDB
 
-/// Schema of the smart proxy's resources (migration "v7-resources").
-enum ResourceSchema {
-    static func v7(_ db: Database) throws {
-        try db.create(table: "resource") { t in
-            t.primaryKey("id", .text)
-            t.column("spec", .text).notNull()
-            t.column("port", .integer).notNull()
-            t.column("groups", .text).notNull()
-            t.column("idleTimeout", .integer).notNull()
-            t.column("createdAt", .datetime).notNull()
-        }
-    }
-}
-
 enum ResourceStoreError: Error, CustomStringConvertible {
     case notFound(String)
     case exists(String)
@@ -23,13 +9,6 @@ enum ResourceStoreError: Error, CustomStringConvertible {
         switch self {
         case .notFound(let id): return "no resource '\(id)'"
         case .exists(let id): return "a resource '\(id)' exists already"
-        }
-    }
-
-    var apiError: APIError {
-        switch self {
-        case .notFound: return APIError.notFound(description)
-        case .exists: return APIError(status: .conflict, code: "resource_exists", message: description)
         }
     }
 }

@@ -13,7 +13,6 @@ struct AccessTokenRecord: Codable, Sendable, Hashable, FetchableRecord, Persista
     var createdAt: Date
 }
 
-extension AccessScope: DatabaseValueConvertible {}
 
 extension Store {
     /// Records the hashes of a handle's tokens (once; later calls change nothing).

@@ -190,7 +190,16 @@ enum Migrations {
             try db.alter(table: "event") { t in t.add(column: "jobId", .integer) }
         }
         // Smart proxy resources (Proxy/ResourceStore.swift).
-        migrator.registerMigration("v7-resources", migrate: ResourceSchema.v7)
+        migrator.registerMigration("v7-resources") { db in
+            try db.create(table: "resource") { t in
+                t.primaryKey("id", .text)
+                t.column("spec", .text).notNull()
+                t.column("port", .integer).notNull()
+                t.column("groups", .text).notNull()
+                t.column("idleTimeout", .integer).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

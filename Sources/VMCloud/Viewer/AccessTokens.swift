@@ -1,19 +1,6 @@
 import Crypto
 import Foundation
 
-/// What a viewer token allows.
-enum AccessScope: String, Codable, Sendable, CaseIterable {
-    /// The worker: sees the screen and types.
-    case control
-    /// A supervisor: sees the screen; input is dropped by the bridge.
-    case view
-    /// A Tuner device: hears the VM's audio, never sees the screen.
-    case audio
-
-    /// Scopes that open the screen.
-    static let screen: Set<AccessScope> = [.control, .view]
-}
-
 /// Makes viewer tokens. A token is the HMAC-SHA256, under a secret kept in the state directory,
 /// of what it grants (handle, VM, VM session, scope): unguessable without the secret, and the
 /// same on every handle-status call, so the store only needs its hash (`AccessTokenStore`).
@@ -25,13 +12,13 @@ struct AccessTokens: Sendable {
     static func load(path: String) throws -> AccessTokens {
         if let data = FileManager.default.contents(atPath: path) {
             guard data.count == 32 else {
-                throw ServeConfig.Invalid(description: "\(path) must hold exactly 32 bytes (delete it to make a new one; open viewer links stop working)")
+                throw AccessTokens.SecretError(description: "\(path) must hold exactly 32 bytes (delete it to make a new one; open viewer links stop working)")
             }
             return AccessTokens(secret: Array(data))
         }
         let data = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw ServeConfig.Invalid(description: "cannot write the viewer token secret \(path)")
+            throw AccessTokens.SecretError(description: "cannot write the viewer token secret \(path)")
         }
         return AccessTokens(secret: Array(data))
     }
@@ -55,5 +42,12 @@ struct AccessTokens: Sendable {
         token.utf8.count == 43 && token.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f
         }
+    }
+}
+
+extension AccessTokens {
+    /// The secret's file is unusable: `serve` stops with this reason.
+    struct SecretError: Error, CustomStringConvertible {
+        let description: String
     }
 }

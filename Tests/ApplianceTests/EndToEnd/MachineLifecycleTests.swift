@@ -1,4 +1,4 @@
-import AudioRelay
+import ChildProcess
 import Foundation
 import Testing
 #if canImport(Glibc)

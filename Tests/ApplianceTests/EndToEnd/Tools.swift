@@ -1,4 +1,4 @@
-import AudioRelay
+import ChildProcess
 import Foundation
 
 /// Runs a tool to completion; its standard output, or a failure naming the command.

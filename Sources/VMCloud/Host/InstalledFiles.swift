@@ -1,5 +1,4 @@
 import Foundation
-import Hummingbird
 
 /// Files the appliance ships beside its binary (the OpenAPI document, the static pages): found
 /// where `make install` puts them, or in the source tree the binary was built from.
@@ -22,15 +21,5 @@ enum InstalledFiles {
 
     static func contents(_ relative: String) -> String? {
         locate(relative).flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-    }
-
-    /// A shipped page (static/*.html) as the answer to a GET, never cached: a 500 `missing_file`
-    /// when the install lacks it.
-    static func htmlPage(_ relative: String) throws -> Response {
-        guard let page = contents(relative) else {
-            throw APIError(status: .internalServerError, code: "missing_file", message: "\(relative) is not installed")
-        }
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(string: page)))
     }
 }

@@ -36,7 +36,7 @@ public final class ChildProcess: Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard rc == 0 else {
-            throw PulseError.daemonFailed("could not start \(executable): \(String(cString: strerror(rc)))")
+            throw SpawnError(executable: executable, reason: String(cString: strerror(rc)))
         }
         self.pid = pid
     }
@@ -108,4 +108,12 @@ public final class ChildProcess: Sendable {
         let signal = raw & 0x7f
         return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
     }
+}
+
+/// posix_spawn refused to start the program (missing, not executable, out of resources).
+public struct SpawnError: Error, CustomStringConvertible {
+    public let executable: String
+    public let reason: String
+
+    public var description: String { "could not start \(executable): \(reason)" }
 }
