@@ -43,7 +43,8 @@ import Testing
         try await libvirt.connect()
         let reconciler = MachineReconciler(
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: "/usr/bin/qemu-img"),
-            network: .user, settings: .init(pollInterval: 3600), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+            network: .user, settings: .init(pollInterval: 3600),
+            agents: GuestAgents(group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test")), logger: Logger(label: "test"))
         return Rig(store: store, libvirt: libvirt, reconciler: reconciler, images: images, dir: dir)
     }
 

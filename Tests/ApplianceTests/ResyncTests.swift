@@ -17,7 +17,7 @@ import Testing
         // A domain carrying our instance's metadata that the store does not know.
         let orphan = DomainDefinition(
             name: "\(hypervisor.domainPrefix)-vm4242", type: .qemu, memoryMiB: 64, vcpus: 1, userNetwork: false, videoModel: nil,
-            metadata: .init(namespaceURI: Hypervisor.metadataNamespace, prefix: "vmcloud", element: "vm",
+            metadata: .init(namespaceURI: GuestDomain.metadataNamespace, prefix: "vmcloud", element: "vm",
                             attributes: [.init("appliance", store.instanceId), .init("id", "4242")]))
         _ = try await harness.libvirt.createTransientDomain(xml: orphan.xml())
         // Another appliance's domain on the same host: never touched.

@@ -17,6 +17,7 @@ package struct ApplianceParts: Sendable {
     let audio: AudioRelay?
     let hypervisor: Hypervisor
     let blobs: BlobStore
+    let agents: GuestAgents
     let reconciler: MachineReconciler
     let machines: MachineService
     let pool: Pool
@@ -61,10 +62,11 @@ package struct ApplianceParts: Sendable {
             memoryMiB: config.memoryMiB, vcpus: config.vcpus, audio: audio)
         let blobs = try BlobStore(root: state.blobsDir)
         let images = ImageStore(root: state.imagesDir)
+        let agents = GuestAgents(group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let reconciler = MachineReconciler(
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: Hypervisor.qemuImg),
             network: config.network, settings: .init(pollInterval: config.reconcileInterval),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            agents: agents, logger: logger)
         let machines = MachineService(reconciler: reconciler, images: images, kvmUsable: accelerator == .kvm)
         let pool = Pool(
             store: store, hypervisor: hypervisor, captures: CaptureReceiver(blobs: blobs, logger: logger),
@@ -76,7 +78,7 @@ package struct ApplianceParts: Sendable {
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         return ApplianceParts(
             config: config, logger: logger, state: state, store: store, libvirt: libvirt, audio: audio, hypervisor: hypervisor,
-            blobs: blobs, reconciler: reconciler, machines: machines, pool: pool, viewer: viewer,
+            blobs: blobs, agents: agents, reconciler: reconciler, machines: machines, pool: pool, viewer: viewer,
             screens: ScreenshotCache { try await libvirt.screenshot(domainName: $0) },
             audioRoutes: AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) }),
             proxy: SmartProxy(

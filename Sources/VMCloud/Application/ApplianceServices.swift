@@ -20,14 +20,16 @@ struct MachineReconcilerService: Service {
     }
 }
 
-/// Holds libvirt's connection and the audio daemon open until the server shuts down, then
-/// closes them (the VMs keep running: a restarted appliance adopts them).
+/// Holds libvirt's connection, the guest agent sessions and the audio daemon open until the
+/// server shuts down, then closes them (the VMs keep running: a restarted appliance adopts them).
 struct ClosingService: Service {
     let libvirt: LibvirtClient
+    let agents: GuestAgents
     let audio: AudioRelay?
 
     func run() async throws {
         try? await gracefulShutdown()
+        await agents.closeAll()
         await audio?.shutdown()
         await libvirt.close()
     }

@@ -34,7 +34,7 @@ extension ApplianceParts {
     /// the service group. The group stops services in reverse order, so the first one, which
     /// closes libvirt and the audio daemon, stops after all that use them.
     var services: [any Service] {
-        [ClosingService(libvirt: libvirt, audio: audio)]
+        [ClosingService(libvirt: libvirt, agents: agents, audio: audio)]
             + ([PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
                 ViewerAccessService(access: viewer, logger: logger),
                 RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services)

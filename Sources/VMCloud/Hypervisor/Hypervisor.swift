@@ -5,10 +5,6 @@ import Libvirt
 /// The pool's view of libvirt: builds each VM's domain (overlay, sockets, metadata), starts and
 /// destroys it, and finds this appliance's domains again after a restart.
 final class Hypervisor: Sendable {
-    /// XML namespace of the metadata element that marks our domains.
-    static let metadataNamespace = "urn:vmcloud:appliance:1"
-    static let agentChannelName = "org.vmcloud.agent.0"
-
     let libvirt: LibvirtClient
     let state: StateDirectory
     let image: GuestImage
@@ -44,21 +40,13 @@ final class Hypervisor: Sendable {
 
     func definition(for vm: VMRecord) -> DomainDefinition {
         let id = vm.id!
-        return DomainDefinition(
-            name: vm.domainName,
-            type: accelerator.domainType,
-            memoryMiB: memoryMiB,
-            vcpus: vcpus,
-            kernelBoot: image.kernel.map { .init(kernelPath: $0, initrdPath: image.initrd, cmdline: image.cmdline) },
-            diskPath: state.overlay(vm: id),
-            networkName: network.libvirtNetwork,
-            channel: .init(socketPath: state.agentSocket(vm: id), targetName: Self.agentChannelName),
-            serialLogPath: state.consoleLog(vm: id),
-            vncSocketPath: state.vncSocket(vm: id),
-            audio: audio.map { .init(serverSocketPath: $0.socketPath, sinkName: sinkName(vm: id)) },
-            metadata: .init(
-                namespaceURI: Self.metadataNamespace, prefix: "vmcloud", element: "vm",
-                attributes: [.init("appliance", instanceId), .init("id", String(id))]))
+        return GuestDomain.definition(
+            name: vm.domainName, owner: .pool(vm: id), instanceId: instanceId,
+            hardware: .init(type: accelerator.domainType, memoryMiB: memoryMiB, vcpus: vcpus),
+            disks: .init(hda: state.overlay(vm: id), kernelBoot: image.kernel.map { .init(kernelPath: $0, initrdPath: image.initrd, cmdline: image.cmdline) }),
+            files: .init(agentSocket: state.agentSocket(vm: id), consoleLog: state.consoleLog(vm: id), vncSocket: state.vncSocket(vm: id)),
+            network: network,
+            audio: audio.map { .init(serverSocketPath: $0.socketPath, sinkName: sinkName(vm: id)) })
     }
 
     /// Creates the VM's overlay (if a crash left none) and starts its transient domain.
@@ -91,29 +79,16 @@ final class Hypervisor: Sendable {
         for domain in try await libvirt.listDomains() {
             let element: String?
             do {
-                element = try await libvirt.metadata(domain: domain.name, namespaceURI: Self.metadataNamespace)
+                element = try await libvirt.metadata(domain: domain.name, namespaceURI: GuestDomain.metadataNamespace)
             } catch let error as LibvirtError where error.isNoSuchDomain {
                 continue  // it went away between the listing and this lookup
             }
-            // Generic VMs' domains (`machine=`) are the machine reconciler's, not the pool's.
-            guard let element,
-                  let appliance = Self.attribute("appliance", in: element), appliance == instanceId,
-                  Self.attribute("machine", in: element) == nil
-            else { continue }
-            ours[domain.name] = Self.attribute("id", in: element).flatMap(Int64.init) ?? -1
+            // Generic VMs' domains are the machine reconciler's, not the pool's.
+            if let element, case .pool(let vm) = GuestDomain.owner(metadata: element, instanceId: instanceId) {
+                ours[domain.name] = vm
+            }
         }
         return ours
-    }
-
-    /// Reads `name="value"` (or single-quoted) from the metadata element libvirt returns.
-    static func attribute(_ name: String, in element: String) -> String? {
-        for quote in ["\"", "'"] {
-            guard let start = element.range(of: " \(name)=\(quote)") else { continue }
-            let rest = element[start.upperBound...]
-            guard let end = rest.firstIndex(of: Character(quote)) else { return nil }
-            return String(rest[..<end])
-        }
-        return nil
     }
 
     static var qemuImg: String {

@@ -15,7 +15,7 @@ extension MachineReconciler {
         case .adopt:
             let status: MachineStatus = machine.spec.runAgent && !machine.agentSeen ? .installing : .running
             if try await store.setStatus(machine: id, from: [.starting], to: status, event: "adopted its running domain") {
-                attachAgent(machine)
+                await attachAgent(machine)
             }
         case .crashed:
             try await crashed(machine)
@@ -76,7 +76,7 @@ extension MachineReconciler {
         _ = try await libvirt.createTransientDomain(xml: xml)
         let status: MachineStatus = spec.runAgent ? .installing : .running
         try await store.setStatus(machine: id, from: [.starting], to: status, agentSeen: false, event: "domain \(machine.domainName) started")
-        attachAgent(machine)
+        await attachAgent(machine)
     }
 
     /// The domain vanished while it should run (its QEMU died, or it powered itself off).

@@ -18,22 +18,13 @@ struct MachineDomain {
         var extra: [DomainDefinition.Disk] = []
         if let hdb = disks.hdb { extra.append(.init(path: hdb, target: "vdb")) }
         if let input = disks.input { extra.append(.init(path: input, format: "raw", target: "vdc", readOnly: true)) }
-        return DomainDefinition(
-            name: machine.domainName,
-            type: spec.hypervisor == "kvm" ? .kvm : .qemu,
-            memoryMiB: spec.memoryMiB,
-            vcpus: spec.vcpus,
-            arch: spec.arch == .i386 ? "i686" : "x86_64",
-            kernelBoot: disks.kernel.map { .init(kernelPath: $0, initrdPath: disks.initrd, cmdline: spec.cmdline) },
-            diskPath: disks.hda,
-            extraDisks: extra,
-            cdrom: .init(mediaPath: disks.cdrom),
-            networkName: (spec.network ?? network).libvirtNetwork,
-            channel: spec.runAgent ? .init(socketPath: files.agentSocket, targetName: Hypervisor.agentChannelName) : nil,
-            serialLogPath: files.consoleLog,
-            vncSocketPath: files.vncSocket,
-            metadata: .init(
-                namespaceURI: Hypervisor.metadataNamespace, prefix: "vmcloud", element: "vm",
-                attributes: [.init("appliance", instanceId), .init("machine", String(machine.id!))]))
+        return GuestDomain.definition(
+            name: machine.domainName, owner: .machine(machine.id!), instanceId: instanceId,
+            hardware: .init(type: spec.hypervisor == "kvm" ? .kvm : .qemu, memoryMiB: spec.memoryMiB, vcpus: spec.vcpus,
+                            arch: spec.arch == .i386 ? "i686" : "x86_64"),
+            disks: .init(hda: disks.hda, extra: extra, cdrom: .init(mediaPath: disks.cdrom),
+                         kernelBoot: disks.kernel.map { .init(kernelPath: $0, initrdPath: disks.initrd, cmdline: spec.cmdline) }),
+            files: .init(agentSocket: spec.runAgent ? files.agentSocket : nil, consoleLog: files.consoleLog, vncSocket: files.vncSocket),
+            network: spec.network ?? network)
     }
 }

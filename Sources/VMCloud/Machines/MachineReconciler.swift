@@ -37,28 +37,27 @@ actor MachineReconciler {
     nonisolated let disks: MachineDisks
     nonisolated let network: GuestNetwork
     let settings: Settings
-    let group: EventLoopGroup
+    let agents: GuestAgents
     let logger: Logger
 
     var busy: Set<Int64> = []
     /// Failures of the current action per VM and the time before which it is not retried.
-    var failures: [Int64: (count: Int, notBefore: Date)] = [:]
+    var failures: [Int64: Backoff] = [:]
     var crashes: [Int64: [Date]] = [:]
-    var sessions: [Int64: AgentSession] = [:]
     let liveness = QemuLiveness()
     private(set) var stats = PassStats()
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
     init(store: Store, libvirt: LibvirtClient, state: StateDirectory, disks: MachineDisks, network: GuestNetwork,
-         settings: Settings = Settings(), group: EventLoopGroup, logger: Logger) {
+         settings: Settings = Settings(), agents: GuestAgents, logger: Logger) {
         self.store = store
         self.libvirt = libvirt
         self.state = state
         self.disks = disks
         self.network = network
         self.settings = settings
-        self.group = group
+        self.agents = agents
         self.logger = logger
         (kicks, kickContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -139,7 +138,7 @@ actor MachineReconciler {
             let now = Date()
             for row in rows where row.status != .destroyed {
                 guard !busy.contains(row.id), let action = MachinePlan.next(row, domain: domains[row.domainName]) else { continue }
-                if let failure = failures[row.id], failure.notBefore > now { continue }
+                if let failure = failures[row.id], !failure.allows(at: now) { continue }
                 guard let machine = try await store.machine(row.id) else { continue }
                 actions += 1
                 launch(action, machine)
@@ -189,9 +188,10 @@ actor MachineReconciler {
 
     private func actionFailed(_ action: MachineAction, _ machine: MachineRecord, _ error: Error) async {
         let id = machine.id!
-        let count = (failures[id]?.count ?? 0) + 1
-        let delay = min(60, pow(2, Double(count - 1)))
-        failures[id] = (count, Date().addingTimeInterval(delay))
+        var backoff = failures[id] ?? Backoff()
+        backoff.failed()
+        failures[id] = backoff
+        let count = backoff.failures
         logger.warning("machine action failed", metadata: ["machine": "\(id)", "action": "\(action)", "try": "\(count)", "error": "\(error)"])
         try? await store.recordMachine("machine.action_failed", machine: id, "\(action) failed (try \(count)): \(error)")
         try? await store.setReason(machine: id, "try \(count) of \(settings.startAttempts) failed: \(error)")
@@ -205,22 +205,18 @@ actor MachineReconciler {
 
     // MARK: - Agents
 
-    func attachAgent(_ machine: MachineRecord) {
+    func attachAgent(_ machine: MachineRecord) async {
         let id = machine.id!
-        guard machine.spec.runAgent, sessions[id] == nil else { return }
-        let session = AgentSession(
-            vmId: id, socketPath: files(id).agentSocket, group: group, logger: logger,
+        guard machine.spec.runAgent else { return }
+        let store = store
+        await agents.attach(
+            .machine(id), socketPath: files(id).agentSocket,
             onMessage: { [weak self] message in await self?.agentMessage(id, message) },
-            onReject: { [weak self] reason in
-                guard let self else { return }
-                try? await self.store.recordMachine("agent.rejected", machine: id, reason)
-            })
-        sessions[id] = session
-        Task { await session.start() }
+            onReject: { reason in try? await store.recordMachine("agent.rejected", machine: id, reason) })
     }
 
     func closeAgent(_ id: Int64) async {
-        await sessions.removeValue(forKey: id)?.close()
+        await agents.close(.machine(id))
     }
 
     private func agentMessage(_ id: Int64, _ message: AgentMessage) async {
