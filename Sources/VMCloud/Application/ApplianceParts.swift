@@ -21,6 +21,7 @@ package struct ApplianceParts: Sendable {
     let reconciler: MachineReconciler
     let machines: MachineService
     let pool: Pool
+    let watch: DomainWatch
     let viewer: ViewerAccess
     let screens: ScreenshotCache
     let audioRoutes: AudioRoutes
@@ -71,14 +72,14 @@ package struct ApplianceParts: Sendable {
         let pool = Pool(
             store: store, hypervisor: hypervisor, captures: CaptureReceiver(blobs: blobs, logger: logger),
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger,
-            eventObserver: { reconciler.libvirtEvent($0) })
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let viewer = ViewerAccess(
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         return ApplianceParts(
             config: config, logger: logger, state: state, store: store, libvirt: libvirt, audio: audio, hypervisor: hypervisor,
-            blobs: blobs, agents: agents, reconciler: reconciler, machines: machines, pool: pool, viewer: viewer,
+            blobs: blobs, agents: agents, reconciler: reconciler, machines: machines, pool: pool,
+            watch: DomainWatch(libvirt: libvirt, instanceId: store.instanceId), viewer: viewer,
             screens: ScreenshotCache { try await libvirt.screenshot(domainName: $0) },
             audioRoutes: AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) }),
             proxy: SmartProxy(

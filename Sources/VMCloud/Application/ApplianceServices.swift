@@ -5,18 +5,29 @@ import ServiceLifecycle
 /// Runs the pool's reconcile loop for the lifetime of the server.
 struct PoolService: Service {
     let pool: Pool
+    let news: AsyncStream<DomainNews>
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await pool.run() }
+        try await cancelWhenGracefulShutdown { try await pool.run(news: news) }
     }
 }
 
 /// Runs the generic VMs' reconciler for the lifetime of the server.
 struct MachineReconcilerService: Service {
     let reconciler: MachineReconciler
+    let news: AsyncStream<DomainNews>
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await reconciler.run() }
+        try await cancelWhenGracefulShutdown { try await reconciler.run(news: news) }
+    }
+}
+
+/// Runs the one crash watch over all our domains for the lifetime of the server.
+struct DomainWatchService: Service {
+    let watch: DomainWatch
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await watch.run() }
     }
 }
 

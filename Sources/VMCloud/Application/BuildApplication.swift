@@ -30,12 +30,15 @@ extension ApplianceParts {
             logger: logger)
     }
 
-    /// The long-running parts. Each is restarted when it throws: an outside fault must not end
-    /// the service group. The group stops services in reverse order, so the first one, which
-    /// closes libvirt and the audio daemon, stops after all that use them.
+    /// The long-running parts, read once, by `application()`: each read subscribes to the watch
+    /// again, and a subscription nobody reads would buffer forever. Each is restarted when it
+    /// throws: an outside fault must not end the service group. The group stops services in
+    /// reverse order, so the first one, which closes libvirt, the agent sessions and the audio
+    /// daemon, stops after all that use them.
     var services: [any Service] {
         [ClosingService(libvirt: libvirt, agents: agents, audio: audio)]
-            + ([PoolService(pool: pool), MachineReconcilerService(reconciler: reconciler),
+            + ([DomainWatchService(watch: watch),
+                PoolService(pool: pool, news: watch.subscribe()), MachineReconcilerService(reconciler: reconciler, news: watch.subscribe()),
                 ViewerAccessService(access: viewer, logger: logger),
                 RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services)
             .map { $0.restarting(as: "\(type(of: $0))", logger: logger) }

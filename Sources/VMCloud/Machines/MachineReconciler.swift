@@ -19,8 +19,6 @@ actor MachineReconciler {
         /// A VM that crashes this many times within `crashWindow` stops being restarted.
         var crashLimit = 5
         var crashWindow: TimeInterval = 600
-        /// As `PoolSettings.qemuPidPoll`.
-        var qemuPidPoll = !TestSwitch.noQemuPidPoll
     }
 
     /// The last pass, for the API and the benchmark.
@@ -68,8 +66,9 @@ actor MachineReconciler {
     /// The pusher: something changed, run a pass soon.
     nonisolated func kick() { kickContinuation.yield() }
 
-    /// Runs until cancelled.
-    func run() async throws {
+    /// Runs until cancelled: a pass on every kick, on every poll interval, and on the watch's
+    /// news of one of its domains.
+    func run(news: AsyncStream<DomainNews>) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
@@ -80,33 +79,26 @@ actor MachineReconciler {
             group.addTask {
                 for await _ in self.kicks { await self.pass() }
             }
-            if settings.qemuPidPoll {
-                group.addTask {
-                    // libvirt reports a killed QEMU late; its vanished process is seen at once.
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(200))
-                        if await self.anyRunningQemuDied() { self.kick() }
-                    }
-                }
+            group.addTask {
+                for await item in news where await self.concerns(item) { self.kick() }
             }
             try await group.next()
             group.cancelAll()
         }
     }
 
-    /// A dead QEMU of a VM that no action is handling yet (a busy one is seen when it is done).
-    private func anyRunningQemuDied() -> Bool {
-        liveness.deadDomains(prefix: domainPrefix).contains { name in
-            Int64(name.dropFirst(domainPrefix.count)).map { !busy.contains($0) } ?? false
-        }
-    }
-
-    /// A libvirt event (forwarded by the pool, which owns the event stream).
-    nonisolated func libvirtEvent(_ event: LibvirtEvent) {
-        switch event {
-        case .lifecycle(let domain, _, _, _) where domain.hasPrefix(domainPrefix): kick()
-        case .reconnected: kick()
-        default: break
+    /// News worth a pass: any lifecycle event of a generic VM's domain, libvirt back after a
+    /// drop, or a dead QEMU of a VM that no action is handling yet (a busy one is seen when the
+    /// action ends).
+    private func concerns(_ news: DomainNews) -> Bool {
+        switch news {
+        case .libvirt(.lifecycle(let domain, _, _, _)): return domain.hasPrefix(domainPrefix)
+        case .libvirt(.reconnected): return true
+        case .libvirt(.disconnected): return false
+        case .qemuDied(let names):
+            return names.contains { name in
+                name.hasPrefix(domainPrefix) && Int64(name.dropFirst(domainPrefix.count)).map { !busy.contains($0) } ?? false
+            }
         }
     }
 

@@ -25,17 +25,12 @@ actor Pool {
     /// Rejected guest messages per VM in the current minute: the event log records the first
     /// few, so that a hostile guest cannot flood it.
     private var rejections: [Int64: (since: Date, count: Int)] = [:]
-    private let liveness = QemuLiveness()
     private var bootFailures = 0
     private var bootPausedUntil = Date.distantPast
-    /// Also told of every libvirt event (the stream has one consumer: this pool).
-    private let eventObserver: (@Sendable (LibvirtEvent) -> Void)?
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
-    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger,
-         eventObserver: (@Sendable (LibvirtEvent) -> Void)? = nil) {
-        self.eventObserver = eventObserver
+    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
         self.store = store
         self.captures = captures
         self.hypervisor = hypervisor
@@ -45,15 +40,16 @@ actor Pool {
         (kicks, kickContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Runs until cancelled: resync with libvirt, then reconcile on every change and tick.
+    /// Runs until cancelled: resync with libvirt, then reconcile on every change and tick, and
+    /// turn the watch's news (read only after the resync; it waits in the stream) into failures.
     ///
     /// Throws only when cancelled: a resync that fails (libvirtd died while it ran) is retried,
     /// and the loops below log their own failures. It is not restartable (its streams end when
     /// the task running it is cancelled), so nothing else may escape it.
-    func run() async throws {
+    func run(news: AsyncStream<DomainNews>) async throws {
         try await resyncUntilItSucceeds()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await self.consumeLibvirtEvents() }
+            group.addTask { await self.consume(news) }
             group.addTask {
                 while !Task.isCancelled {
                     await self.reap()
@@ -64,14 +60,6 @@ actor Pool {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(self.settings.tickInterval))
                     await self.kick()
-                }
-            }
-            if settings.qemuPidPoll {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(200))
-                        await self.failVMsWhoseQemuDied()
-                    }
                 }
             }
             group.addTask {
@@ -399,17 +387,20 @@ actor Pool {
     // MARK: - libvirt: the real state
 
     /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
-    private func failVMsWhoseQemuDied() async {
-        let dead = liveness.deadDomains(prefix: hypervisor.domainPrefix + "-vm")
+    private func failVMsWhoseQemuDied(_ dead: Set<String>) async {
+        let dead = dead.filter { $0.hasPrefix(hypervisor.domainPrefix + "-vm") }
         guard !dead.isEmpty, let vms = try? await store.vms() else { return }
         for vm in vms where vm.state.isLive && vm.state != .pending && dead.contains(vm.domainName) {
             try? await fail(vm.id!, reason: "domain crashed (its QEMU process exited)")
         }
     }
 
-    private func consumeLibvirtEvents() async {
-        for await event in hypervisor.libvirt.events {
-            eventObserver?(event)
+    private func consume(_ news: AsyncStream<DomainNews>) async {
+        for await item in news {
+            guard case .libvirt(let event) = item else {
+                if case .qemuDied(let dead) = item { await failVMsWhoseQemuDied(dead) }
+                continue
+            }
             switch event {
             case .lifecycle(let domain, _, let kind, let detail):
                 guard kind == .stopped || kind == .crashed || kind == .shutdown else { continue }

@@ -13,7 +13,4 @@ struct PoolSettings: Sendable {
     /// VMs booting at once, at most: a pool size of thousands must not start thousands of QEMUs
     /// in one pass (the fuzzer's pool sizes did, on the test driver).
     var maxConcurrentBoots = 8
-    /// Whether a QEMU that vanished is also noticed by its pid file (every 200 ms), not only by
-    /// libvirt's event. Off only in tests that must prove the event path on its own.
-    var qemuPidPoll = !TestSwitch.noQemuPidPoll
 }
