@@ -72,7 +72,7 @@ package struct ApplianceParts: Sendable {
         let pool = Pool(
             store: store, hypervisor: hypervisor, captures: CaptureReceiver(blobs: blobs, logger: logger),
             settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            agents: agents, logger: logger)
         let viewer = ViewerAccess(
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })

@@ -13,29 +13,27 @@ actor Pool {
     nonisolated let hypervisor: Hypervisor
     nonisolated let settings: PoolSettings
     nonisolated let captures: CaptureReceiver
-    private let group: EventLoopGroup
+    private let agents: GuestAgents
     private let logger: Logger
 
-    private var sessions: [Int64: AgentSession] = [:]
     /// VMs with a boot, configure, reset or destroy under way, so that reconcile passes and
     /// resyncs never start a second one.
     private var busy: Set<Int64> = []
-    /// Consecutive boot failures and the time before which no new VM is booted: a broken image
-    /// or host must not turn into a storm of doomed domains.
     /// Rejected guest messages per VM in the current minute: the event log records the first
     /// few, so that a hostile guest cannot flood it.
     private var rejections: [Int64: (since: Date, count: Int)] = [:]
-    private var bootFailures = 0
-    private var bootPausedUntil = Date.distantPast
+    /// Boot failures: while it says so, no new VM is booted (a broken image or host must not
+    /// turn into a storm of doomed domains). A VM's hello ends it.
+    private var boots = Backoff()
     private let kicks: AsyncStream<Void>
     private let kickContinuation: AsyncStream<Void>.Continuation
 
-    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, group: EventLoopGroup, logger: Logger) {
+    init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, agents: GuestAgents, logger: Logger) {
         self.store = store
         self.captures = captures
         self.hypervisor = hypervisor
         self.settings = settings
-        self.group = group
+        self.agents = agents
         self.logger = logger
         (kicks, kickContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -167,7 +165,7 @@ actor Pool {
                 size: try await store.poolSize(), vms: vms,
                 openBatches: try await store.batches().filter { $0.state == .open },
                 now: Date(), bootTimeout: settings.bootTimeout, maxConcurrentBoots: settings.maxConcurrentBoots)
-            for _ in 0..<(Date() >= bootPausedUntil ? plan.boot : 0) {
+            for _ in 0..<(boots.allows() ? plan.boot : 0) {
                 let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
                 startBoot(vm)
             }
@@ -278,7 +276,7 @@ actor Pool {
         let id = vm.id!
         guard busy.insert(id).inserted else { return }
         Task {
-            await sessions.removeValue(forKey: id)?.close()
+            await agents.close(.pool(vm: id))
             await captures.drop(vm: id)
             rejections[id] = nil
             do {
@@ -293,10 +291,8 @@ actor Pool {
 
     /// Backs off new boots: 1 s after the first failure, doubling up to a minute.
     private func bootFailed() {
-        bootFailures += 1
-        let delay = min(60, pow(2, Double(bootFailures - 1)))
-        bootPausedUntil = Date().addingTimeInterval(delay)
-        logger.warning("pausing boots after a failure", metadata: ["failures": "\(bootFailures)", "seconds": "\(delay)"])
+        let delay = boots.failed()
+        logger.warning("pausing boots after a failure", metadata: ["failures": "\(boots.failures)", "seconds": "\(delay)"])
     }
 
     private func done(_ id: Int64) {
@@ -313,19 +309,16 @@ actor Pool {
 
     // MARK: - Agents
 
-    private func agent(_ id: Int64) -> AgentSession {
-        if let session = sessions[id] { return session }
-        let session = AgentSession(
-            vmId: id, socketPath: hypervisor.state.agentSocket(vm: id), group: group, logger: logger,
+    /// The VM's agent session (GuestAgents owns it: one owner for every guest's session).
+    private func agent(_ id: Int64) async -> AgentSession {
+        await agents.session(
+            .pool(vm: id), socketPath: hypervisor.state.agentSocket(vm: id),
             onMessage: { [weak self] message in await self?.agentMessage(id, message) },
             onReject: { [weak self] reason in await self?.rejected(id, reason) })
-        sessions[id] = session
-        return session
     }
 
     private func attachAgent(_ id: Int64) {
-        let session = agent(id)
-        Task { await session.start() }
+        Task { await agent(id).start() }
     }
 
     /// Unsolicited messages from a guest. Only hello changes state; the rest is logged.
@@ -338,7 +331,7 @@ actor Pool {
                 let ip = await hypervisor.guestAddress.address(domain: vm.domainName)
                 let outcome = try await store.agentHello(vm: id, ip: ip, agentVersion: message.agentVersion)
                 if outcome == .becameIdle {
-                    bootFailures = 0
+                    boots = Backoff()
                     ApplianceMetrics.bootDuration.recordSeconds(Date().timeIntervalSince(vm.createdAt))
                     logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(ip ?? "-")"])
                 }
