@@ -145,18 +145,26 @@ extension Store {
                    agentSeen: Bool? = nil, event: String? = nil) async throws -> Bool {
         try await pool.write { db in
             guard var machine = try MachineRecord.fetchOne(db, key: id), from.contains(machine.status) else { return false }
-            if machine.status != status {
-                machine.statusSince = Date()
-                try Self.logMachine(db, "machine.\(status.rawValue.replacingOccurrences(of: " ", with: "_"))", machine: id,
-                               event ?? "\(machine.status.rawValue) -> \(status.rawValue)" + (reason.map { ": \($0)" } ?? ""))
-            }
-            machine.status = status
+            try Self.moveMachine(db, &machine, to: status, event: event ?? "\(machine.status.rawValue) -> \(status.rawValue)" + (reason.map { ": \($0)" } ?? ""))
             machine.reason = reason
             if let agentSeen { machine.agentSeen = agentSeen }
-            if status == .starting || status == .stopped || status == .destroyed { machine.ip = nil }
             try machine.update(db)
             return true
         }
+    }
+
+    /// The one place a generic VM's status changes: checks the edge against `MachineLifecycle`,
+    /// logs it and stamps the time (the caller saves the row in the same transaction).
+    static func moveMachine(_ db: Database, _ machine: inout MachineRecord, to status: MachineStatus, event: String) throws {
+        guard MachineLifecycle.allows(machine.status, status) else {
+            throw MachineLifecycle.IllegalEdge(machine: machine.id ?? 0, from: machine.status, to: status)
+        }
+        if machine.status != status {
+            machine.statusSince = Date()
+            try logMachine(db, "machine.\(status.rawValue.replacingOccurrences(of: " ", with: "_"))", machine: machine.id!, event)
+        }
+        machine.status = status
+        if status == .starting || status == .stopped || status == .destroyed { machine.ip = nil }
     }
 
     /// Progress or a passing note (no event; the status stays).
@@ -174,9 +182,7 @@ extension Store {
             machine.agentVersion = agentVersion
             machine.agentSeen = true
             if machine.status == .installing {
-                machine.status = .running
-                machine.statusSince = Date()
-                try Self.logMachine(db, "machine.running", machine: id, "agent hello (ip \(ip ?? "-")): installing -> running")
+                try Self.moveMachine(db, &machine, to: .running, event: "agent hello (ip \(ip ?? "-")): installing -> running")
             }
             try machine.update(db)
             return true

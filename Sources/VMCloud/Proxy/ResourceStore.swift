@@ -66,10 +66,8 @@ extension Store {
                     let key = resource.ownerKey
                     if var machine = try MachineRecord.filter(Column("ownerKey") == key && Column("desired") != MachineDesired.destroyed.rawValue).fetchOne(db) {
                         if machine.status == .failedToStart {
-                            machine.status = .starting
+                            try Self.moveMachine(db, &machine, to: .starting, event: "a proxy request after a failed start: a new try")
                             machine.reason = nil
-                            machine.statusSince = Date()
-                            try Self.logMachine(db, "machine.starting", machine: machine.id!, "a proxy request after a failed start: a new try")
                         }
                         if machine.desired != .running {
                             try Self.logMachine(db, "machine.desired", machine: machine.id!, "wanted running (was \(machine.desired.rawValue)): a proxy request for \(id)")
