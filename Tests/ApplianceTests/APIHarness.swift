@@ -54,6 +54,12 @@ struct APIHarness {
         await libvirt.close()
     }
 
+    /// Removes the state directory and closes libvirt, for a test that drives a router of its own.
+    func close() async {
+        try? FileManager.default.removeItem(atPath: directory)
+        await libvirt.close()
+    }
+
     /// Every row of every table, to prove that a rejected request changed nothing.
     func snapshot() async throws -> [String] {
         try await pool.store.pool.read { db in

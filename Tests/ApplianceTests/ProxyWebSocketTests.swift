@@ -50,8 +50,7 @@ import WSClient
         let proxy = SmartProxy(machines: harness.machines, logger: Logger(label: "test"))
         let http = Router(context: AppRequestContext.self)
         http.add(middleware: JSONErrorMiddleware())
-        http.add(middleware: AuthMiddleware(authenticator: harness.authenticator))
-        proxy.register(on: http)
+        proxy.register(on: APIRouter(http, authenticator: harness.authenticator))
         let webSockets = Router(context: ViewerWebSocketContext.self)
         proxy.registerWebSocket(on: webSockets, authenticator: harness.authenticator)
         let app = Application(router: http, server: .http1WebSocketUpgrade(webSocketRouter: webSockets, configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),

@@ -8,17 +8,17 @@ struct PageRoutes {
     let blobs: BlobStore
     let fileIO = FileIO()
 
-    func register(on router: Router<AppRequestContext>) {
-        router.get("v1/handles/:id/pages") { _, context in
+    func register(on router: APIRouter) {
+        router.get("v1/handles/:id/pages", access: .client) { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             return JSONBody.response(try await pool.store.pages(handle: handle).map(PageView.init))
         }
-        router.get("v1/pages/:id/screenshot.png") { _, context in
+        router.get("v1/pages/:id/screenshot.png", access: .client) { _, context in
             try await blob(context, \.screenshotHash, contentType: "image/png")
         }
-        router.get("v1/pages/:id/page.mhtml") { _, context in
+        router.get("v1/pages/:id/page.mhtml", access: .client) { _, context in
             try await blob(context, \.mhtmlHash, contentType: "multipart/related")
         }
     }

@@ -9,27 +9,22 @@ struct V1Routes {
     /// Generic VMs, for `GET /v1/vms/{uuid or name}`.
     var machines: MachineService? = nil
 
-    func register(on router: Router<AppRequestContext>) {
+    func register(on router: APIRouter) {
         let v1 = router.group("v1")
-        v1.get("openapi.yaml") { _, _ in
+        v1.get("openapi.yaml", access: .open) { _, _ in
             guard let openAPIDocument else { throw APIError.notFound("the OpenAPI document is not installed") }
             return Response(status: .ok, headers: [.contentType: "application/yaml"],
                             body: .init(byteBuffer: ByteBuffer(string: openAPIDocument)))
         }
 
-        v1.get("pool") { _, context in
-            try context.requireAdmin()
-            return try await poolView()
-        }
-        v1.put("pool") { request, context in
-            try context.requireAdmin()
+        v1.get("pool", access: .admin) { _, _ in try await poolView() }
+        v1.put("pool", access: .admin) { request, _ in
             let body = try await JSONBody.decode(PoolSizeBody.self, from: request)
             try await pool.setPoolSize(InputValidation.poolSize(min: body.min, max: body.max, lingerMs: body.lingerMs))
             return try await poolView()
         }
 
-        v1.get("vms") { request, context in
-            try context.requireAdmin()
+        v1.get("vms", access: .admin) { request, _ in
             let destroyed = request.uri.queryParameters.getAll("destroyed")
             guard destroyed.count <= 1, destroyed.allSatisfy({ $0 == "true" || $0 == "false" }) else {
                 throw APIError.badRequest("destroyed must be true or false, given once")
@@ -43,8 +38,7 @@ struct V1Routes {
             default: throw APIError.badRequest("kind must be pool or generic")
             }
         }
-        v1.get("vms/:id") { _, context in
-            try context.requireAdmin()
+        v1.get("vms/:id", access: .admin) { _, context in
             let raw = try context.parameters.require("id")
             // All digits: a pool VM's id; anything else: a generic VM's uuid or name.
             if let machines, !raw.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
@@ -54,27 +48,25 @@ struct V1Routes {
             guard let vm = try await pool.store.vm(id) else { throw StoreError.vmNotFound(id) }
             return JSONBody.response(VMView(vm))
         }
-        v1.get("vms/:id/agent") { _, context in
-            try context.requireAdmin()
+        v1.get("vms/:id/agent", access: .admin) { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let state = try await pool.agentState(vm: id)
             return JSONBody.response(AgentStateView(
                 homepage: state.homepage, ip: state.ip, history: state.history, cookies: state.cookies,
                 keyEvents: state.keyEvents, pointerEvents: state.pointerEvents))
         }
-        v1.post("vms/:id/navigate") { request, context in
-            try context.requireAdmin()
+        v1.post("vms/:id/navigate", access: .admin) { request, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             let url = try InputValidation.homepage(try await JSONBody.decode(NavigateBody.self, from: request).url)
             try await pool.navigate(vm: id, url: url)
             return JSONBody.response(["url": url])
         }
 
-        v1.get("batches") { _, context in
+        v1.get("batches", access: .client) { _, context in
             let caller = try context.requireClient()
             return JSONBody.response(try await pool.store.batches().filter { caller.mayAccess(owner: $0.clientId) }.map { BatchView($0) })
         }
-        v1.post("batches") { request, context in
+        v1.post("batches", access: .client) { request, context in
             let body = try await JSONBody.decode(BatchBody.self, from: request)
             let size = try InputValidation.batchSize(body.size)
             let homepage = try InputValidation.homepage(body.homepage)
@@ -82,22 +74,22 @@ struct V1Routes {
             let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies, client: context.requireClient().clientId)
             return JSONBody.response(BatchView(batch), status: .created)
         }
-        v1.get("batches/:id") { _, context in
+        v1.get("batches/:id", access: .client) { _, context in
             let id = try await ownBatch(context)
             guard let batch = try await pool.store.batch(id) else { throw StoreError.batchNotFound(id) }
             return JSONBody.response(BatchView(batch, handles: try await handleViews(batch: id)))
         }
-        v1.post("batches/:id/cancel") { _, context in
+        v1.post("batches/:id/cancel", access: .client) { _, context in
             let id = try await ownBatch(context)
             try await pool.cancelBatch(batchId: id)
             return JSONBody.response(BatchView(try await pool.store.batch(id)!))
         }
-        v1.post("batches/:id/locks") { _, context in
+        v1.post("batches/:id/locks", access: .client) { _, context in
             let handle = try await pool.lock(batchId: ownBatch(context))
             return JSONBody.response(try await handleView(handle), status: .created)
         }
 
-        v1.get("handles") { _, context in
+        v1.get("handles", access: .client) { _, context in
             let caller = try context.requireClient()
             var views: [HandleView] = []
             let owners = Dictionary(try await pool.store.batches().map { ($0.id!, $0.clientId) }, uniquingKeysWith: { a, _ in a })
@@ -106,19 +98,18 @@ struct V1Routes {
             }
             return JSONBody.response(views)
         }
-        v1.get("handles/:id") { _, context in
+        v1.get("handles/:id", access: .client) { _, context in
             let id = try await ownHandle(context)
             guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
             return JSONBody.response(try await handleView(handle))
         }
-        v1.post("handles/:id/release") { _, context in
+        v1.post("handles/:id/release", access: .client) { _, context in
             let id = try await ownHandle(context)
             try await pool.release(handleId: id)
             return JSONBody.response(try await handleView(pool.store.handle(id)!))
         }
 
-        v1.get("events") { request, context in
-            try context.requireAdmin()
+        v1.get("events", access: .admin) { request, _ in
             let query = request.uri.queryParameters
             let after = try query.get("after").map { try InputValidation.integer($0, "after") }
             let vm = try query.get("vm").map { try InputValidation.id($0, "vm") }

@@ -45,25 +45,27 @@ extension ApplianceParts {
     }
 
     /// Every route of the API.
-    func router() -> Router<AppRequestContext> {
+    func router() -> Router<AppRequestContext> { routes().router }
+
+    /// Every route of the API, each registered with the access it declares (see RouteAccess).
+    func routes() -> APIRouter {
         let router = Router(context: AppRequestContext.self)
         let openAPIDocument = InstalledFiles.contents("docs/openapi.yaml")
         router.add(middleware: JSONErrorMiddleware(documented: DocumentedRoutes(openAPIDocument: openAPIDocument ?? "")))
-        router.add(middleware: AuthMiddleware(authenticator: authenticator))
-        ClientRoutes(store: store).register(on: router)
-        LegacyRoutes(pool: pool, defaultCookies: config.defaultCookies, viewer: viewer).register(on: router)
-        V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: router)
-        let adminOnly = router.group().add(middleware: AdminOnlyMiddleware())
-        MachineRoutes(machines: machines).register(on: adminOnly)
-        ViewerLaunchRoutes(machines: machines).register(on: router)
-        PageRoutes(pool: pool, blobs: blobs).register(on: router)
-        JobRoutes(pool: pool).register(on: router)
-        ViewerRoutes(access: viewer).register(on: router)
-        MonitorRoutes(pool: pool, viewer: viewer, stateDirectory: blobs.root).register(on: router)
-        ScreenRoutes(pool: pool, screens: screens).register(on: adminOnly)
-        MetricsRoutes(gauges: StoreGauges(store: store)).register(on: adminOnly)
-        audioRoutes.register(on: router)
-        proxy.register(on: router)
-        return router
+        let api = APIRouter(router, authenticator: authenticator)
+        ClientRoutes(store: store).register(on: api)
+        LegacyRoutes(pool: pool, defaultCookies: config.defaultCookies, viewer: viewer).register(on: api)
+        V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: api)
+        MachineRoutes(machines: machines).register(on: api)
+        ViewerLaunchRoutes(machines: machines).register(on: api)
+        PageRoutes(pool: pool, blobs: blobs).register(on: api)
+        JobRoutes(pool: pool).register(on: api)
+        ViewerRoutes(access: viewer).register(on: api)
+        MonitorRoutes(pool: pool, viewer: viewer, stateDirectory: blobs.root).register(on: api)
+        ScreenRoutes(pool: pool, screens: screens).register(on: api)
+        MetricsRoutes(gauges: StoreGauges(store: store)).register(on: api)
+        audioRoutes.register(on: api)
+        proxy.register(on: api)
+        return api
     }
 }

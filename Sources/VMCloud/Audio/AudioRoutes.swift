@@ -15,20 +15,20 @@ struct AudioRoutes {
     /// The sink VM `id` plays into.
     let sinkName: @Sendable (Int64) -> String
 
-    func register(on router: Router<some RequestContext>) {
-        router.get("/audio/:token") { request, context -> Response in
+    func register(on router: APIRouter) {
+        router.get("/audio/:token", access: .open) { request, context -> Response in
             let (grant, channel) = try await resolve(context.parameters)
             return try AudioStreaming.oggResponse(channel) { [access] in
                 let session = access.sessions.open(grant)
                 return ({ await session.revoked() }, { access.sessions.close(session) })
             }
         }
-        router.get("/audio/:token/player") { _, context -> Response in
+        router.get("/audio/:token/player", access: .open) { _, context -> Response in
             _ = try await resolve(context.parameters)
             return try InstalledFiles.htmlPage("static/audio.html")
         }
         // Reached when the WebSocket router did not upgrade: a bad token, or not a WebSocket.
-        router.get("/audio/:token/ws") { _, context -> Response in
+        router.get("/audio/:token/ws", access: .open) { _, context -> Response in
             _ = try await resolve(context.parameters)
             throw APIError(status: .upgradeRequired, code: "upgrade_required",
                            message: "this endpoint sends Opus packets over WebSocket; GET /audio/{token} is the Ogg stream")

@@ -20,12 +20,19 @@ final class Authenticator: Sendable {
         self.counter = counter
     }
 
-    /// What a path accepts besides a header key.
-    struct Allowance: Sendable, Equatable {
+    /// What a route accepts besides a header key (declared with its RouteAccess).
+    struct Allowance: Sendable, Equatable, CustomStringConvertible {
         /// `?key=KEY`, for callers that cannot set headers (old control apps, a browser tab).
         var queryKey = false
         /// No key at all from a trusted network.
         var trustedNetwork = false
+
+        /// Callers that cannot set headers: a browser's EventSource or tab.
+        static let queryKey = Self(queryKey: true)
+        /// The seed's six endpoints: their control apps send `?key=`, or nothing from a trusted network.
+        static let queryKeyOrTrustedNetwork = Self(queryKey: true, trustedNetwork: true)
+
+        var description: String { (queryKey ? "+queryKey" : "") + (trustedNetwork ? "+trustedNetwork" : "") }
     }
 
     func identify(_ request: inout Request, remoteAddress: SocketAddress?, allowance: Allowance) async throws -> ClientIdentity {

@@ -11,10 +11,9 @@ struct ClientRoutes {
         var groups: [String]?
     }
 
-    func register(on router: Router<AppRequestContext>) {
+    func register(on router: APIRouter) {
         let clients = router.group("v1/clients")
-        clients.post { request, context in
-            try context.requireAdmin()
+        clients.post(access: .admin) { request, _ in
             let body = try await JSONBody.decode(RegisterBody.self, from: request)
             let email = try ClientValidation.email(body.email)
             let role = try body.role.map { raw in
@@ -29,26 +28,24 @@ struct ClientRoutes {
                 throw APIError(status: .conflict, code: "email_taken", message: error.description)
             }
         }
-        clients.get { _, context in
-            try context.requireAdmin()
+        clients.get(access: .admin) { _, _ in
             var views: [ClientView] = []
             for client in try await store.clients() { views.append(try await view(client)) }
             return JSONBody.response(views)
         }
-        clients.get("me") { _, context in
+        clients.get("me", access: .client) { _, context in
             JSONBody.response(try await view(try await own(context.requireClient().clientId, context)))
         }
-        clients.get(":id") { _, context in
+        clients.get(":id", access: .client) { _, context in
             JSONBody.response(try await view(try await own(try InputValidation.id(context.parameters.require("id"), "id"), context)))
         }
         // A new key; the old one stops working at once.
-        clients.post(":id/key") { _, context in
+        clients.post(":id/key", access: .client) { _, context in
             let client = try await own(try InputValidation.id(context.parameters.require("id"), "id"), context)
             let (rotated, key) = try await store.rotateKey(client: client.id!)
             return JSONBody.response(try await view(rotated, key: key))
         }
-        clients.delete(":id") { _, context in
-            try context.requireAdmin()
+        clients.delete(":id", access: .admin) { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             guard id != context.client?.clientId else {
                 throw APIError(status: .conflict, code: "revoking_self", message: "an admin cannot revoke its own key; use another admin")

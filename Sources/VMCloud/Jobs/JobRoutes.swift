@@ -18,9 +18,9 @@ struct JobRoutes {
     static let defaultTimeoutMs: Int64 = 30_000
     static let defaultMaxAttempts = 3
 
-    func register(on router: Router<AppRequestContext>) {
+    func register(on router: APIRouter) {
         let jobs = router.group("v1/jobs")
-        jobs.post { request, context in
+        jobs.post(access: .client) { request, context in
             let caller = try context.requireClient()
             let body = try await JSONBody.decode(JobBody.self, from: request)
             let url = try InputValidation.homepage(body.url)
@@ -37,7 +37,7 @@ struct JobRoutes {
             await pool.kick()
             return JSONBody.response(JobView(job, attempts: []), status: .created)
         }
-        jobs.get { request, context in
+        jobs.get(access: .client) { request, context in
             let caller = try context.requireClient()
             let query = request.uri.queryParameters
             let state = try query.get("state").map { raw in
@@ -50,16 +50,15 @@ struct JobRoutes {
             return JSONBody.response(try await pool.store.jobs(client: client, state: state, limit: limit).map { JobView($0, attempts: nil) })
         }
         // The error list: every failed try with its reason.
-        jobs.get("errors") { request, context in
+        jobs.get("errors", access: .client) { request, context in
             let caller = try context.requireClient()
             let limit = try request.uri.queryParameters.get("limit").map { try InputValidation.count($0, "limit", max: 1000) } ?? 200
             return JSONBody.response(try await pool.store.jobErrors(client: caller.isAdmin ? nil : caller.clientId, limit: limit).map(JobAttemptView.init))
         }
-        jobs.get("vms") { _, context in
-            try context.requireAdmin()
+        jobs.get("vms", access: .admin) { _, _ in
             return JSONBody.response(try await pool.store.jobStatsPerVM())
         }
-        jobs.get(":id") { _, context in
+        jobs.get(":id", access: .client) { _, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             guard let job = try await pool.store.job(id) else { throw APIError.notFound("no job \(id)") }
             try context.requireAccess(owner: job.clientId, else: APIError.notFound("no job \(id)"))

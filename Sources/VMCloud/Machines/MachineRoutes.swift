@@ -1,32 +1,32 @@
 import Foundation
 import Hummingbird
 
-/// Generic VMs under `/v1/vms` (docs/openapi.yaml): create, status, modify, suspend, resume,
-/// stop, start, destroy. A VM is addressed by uuid or name; an all-digit reference is a pool VM
-/// (see V1Routes), which is why names must start with a letter.
+/// Generic VMs under `/v1/vms` (docs/openapi.yaml), for operators: create, status, modify,
+/// suspend, resume, stop, start, destroy. A VM is addressed by uuid or name; an all-digit
+/// reference is a pool VM (see V1Routes), which is why names must start with a letter.
 struct MachineRoutes {
     let machines: MachineService
 
-    func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
+    func register(on router: APIRouter) {
         let v1 = router.group("v1")
-        v1.post("vms") { request, _ in
+        v1.post("vms", access: .admin) { request, _ in
             let body = try await JSONBody.decode(MachineRequest.self, from: request)
             return view(try await machines.create(body), status: .created)
         }
-        v1.patch("vms/:id") { request, context in
+        v1.patch("vms/:id", access: .admin) { request, context in
             let body = try await JSONBody.decode(MachineModification.self, from: request)
             return view(try await machines.modify(try ref(context), body))
         }
-        v1.delete("vms/:id") { _, context in view(try await machines.want(try ref(context), .destroyed)) }
+        v1.delete("vms/:id", access: .admin) { _, context in view(try await machines.want(try ref(context), .destroyed)) }
         for (verb, desired) in [("suspend", MachineDesired.suspended), ("resume", .running), ("start", .running), ("stop", .stopped), ("destroy", .destroyed)] {
-            v1.post("vms/:id/\(verb)") { _, context in view(try await machines.want(try ref(context), desired)) }
+            v1.post("vms/:id/\(verb)", access: .admin) { _, context in view(try await machines.want(try ref(context), desired)) }
         }
-        v1.get("vms/:id/events") { _, context in
+        v1.get("vms/:id/events", access: .admin) { _, context in
             let machine = try await machines.store.machine(ref: try ref(context))
             return JSONBody.response(try await machines.store.machineEvents(machine: machine.id!).map(EventView.init))
         }
-        v1.get("images") { _, _ in JSONBody.response(ImagesView(root: machines.images.root, files: machines.images.list())) }
-        v1.get("reconciler") { _, _ in JSONBody.response(await machines.reconciler.passStats()) }
+        v1.get("images", access: .admin) { _, _ in JSONBody.response(ImagesView(root: machines.images.root, files: machines.images.list())) }
+        v1.get("reconciler", access: .admin) { _, _ in JSONBody.response(await machines.reconciler.passStats()) }
     }
 
     /// The generic VM view of `ref` (for V1Routes' `GET /v1/vms/{id}` when `id` is not a number).

@@ -39,9 +39,9 @@ struct ViewerLaunchRoutes {
         let created: Bool
     }
 
-    func register(on router: Router<AppRequestContext>) {
+    func register(on router: APIRouter) {
         let viewers = router.group("v1/viewers")
-        viewers.put(":project/:kind") { request, context in
+        viewers.put(":project/:kind", access: .client) { request, context in
             let (project, kind) = try key(context)
             let body = try await JSONBody.decode(Body.self, from: request, limit: 1 << 20)
             let made = try made(project: project, kind: kind, body)
@@ -59,7 +59,7 @@ struct ViewerLaunchRoutes {
             return view(ready, project: project, kind: kind, port: body.port ?? 80, created: created,
                         status: ready.ip == nil ? .accepted : .ok)
         }
-        viewers.get(":project/:kind") { request, context in
+        viewers.get(":project/:kind", access: .client) { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
             try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
@@ -70,7 +70,7 @@ struct ViewerLaunchRoutes {
             }
             return view(machine, project: project, kind: kind, port: port, created: false)
         }
-        viewers.delete(":project/:kind") { request, context in
+        viewers.delete(":project/:kind", access: .client) { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
             try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))

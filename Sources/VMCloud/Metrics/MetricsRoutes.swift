@@ -5,8 +5,8 @@ import NIOCore
 struct MetricsRoutes {
     let gauges: StoreGauges
 
-    func register(on router: RouterGroup<AppRequestContext>) {
-        router.get("/metrics") { _, _ -> Response in
+    func register(on router: APIRouter) {
+        router.get("/metrics", access: .admin) { _, _ -> Response in
             try await gauges.update()
             var text: [UInt8] = []
             MetricsBackend.registry.emit(into: &text)

@@ -9,22 +9,20 @@ struct MonitorRoutes {
     /// A path in the state directory: the disk figure is that file system's.
     let stateDirectory: String
 
-    func register(on router: Router<AppRequestContext>) {
-        router.get("/static/monitor.html") { _, _ in
+    func register(on router: APIRouter) {
+        router.get("/static/monitor.html", access: .open) { _, _ in
             return try InstalledFiles.htmlPage("static/monitor.html")
         }
-        router.get("/v1/monitor/events") { request, context in
-            try context.requireAdmin()
-            return try await MonitorFeed(pool: pool).response(for: request)
+        // The page's live feed: EventSource cannot set an Authorization header.
+        router.get("/v1/monitor/events", access: .admin(.queryKey)) { request, _ in
+            try await MonitorFeed(pool: pool).response(for: request)
         }
-        router.get("/v1/host") { _, context in
-            try context.requireAdmin()
+        router.get("/v1/host", access: .admin) { _, _ in
             let vms = try await pool.store.vms().count
             return JSONBody.response(HostView(vms: vms, host: HostFigures.read(diskPath: stateDirectory)))
         }
         // The operator opens a locked VM's screen: the same links its handle's worker got.
-        router.post("/v1/vms/:id/viewer-links") { request, context in
-            try context.requireAdmin()
+        router.post("/v1/vms/:id/viewer-links", access: .admin) { request, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
             guard let vm = try await pool.store.vm(id) else { throw StoreError.vmNotFound(id) }
             guard let handleId = vm.handleId, let handle = try await pool.store.handle(handleId),

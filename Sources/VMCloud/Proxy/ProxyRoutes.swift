@@ -11,13 +11,16 @@ struct ProxyRoutes {
     let proxy: SmartProxy
 
     static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+    /// Any client (its groups are checked per resource), also by `?key=`: a browser tab opening
+    /// a proxied page cannot set headers. The WebSocket upgrades on these paths accept the same.
+    static let access = RouteAccess.client(.queryKey)
 
-    func register(on router: some RouterMethods<AppRequestContext>) {
+    func register(on router: APIRouter) {
         for method in Self.methods {
-            router.on("r/:resource", method: method) { request, context in try await handle(request, context, smart: false) }
-            router.on("r/:resource/**", method: method) { request, context in try await handle(request, context, smart: false) }
-            router.on("smart_proxy/:resource/:groups", method: method) { request, context in try await handle(request, context, smart: true) }
-            router.on("smart_proxy/:resource/:groups/**", method: method) { request, context in try await handle(request, context, smart: true) }
+            router.on("r/:resource", method: method, access: Self.access) { request, context in try await handle(request, context, smart: false) }
+            router.on("r/:resource/**", method: method, access: Self.access) { request, context in try await handle(request, context, smart: false) }
+            router.on("smart_proxy/:resource/:groups", method: method, access: Self.access) { request, context in try await handle(request, context, smart: true) }
+            router.on("smart_proxy/:resource/:groups/**", method: method, access: Self.access) { request, context in try await handle(request, context, smart: true) }
         }
     }
 

@@ -7,9 +7,10 @@ import NIOWebSocket
 import WSClient
 
 /// WebSocket upgrades on `/r/{id}/...` and `/smart_proxy/{id}/{groups}/...` (the server's
-/// WebSocket router, apart from the HTTP one). Before the upgrade: the caller's key (as on the
-/// HTTP routes: bearer, signed or `?key=`), the groups rule and the wake-up of the resource's
-/// VM; a refusal there is not upgraded and the HTTP route answers it (401/403/404/502/504).
+/// WebSocket router, apart from the HTTP one). Before the upgrade: the caller's key (the HTTP
+/// routes' `ProxyRoutes.access`: bearer, signed or `?key=`), the groups rule and the wake-up of
+/// the resource's VM; a refusal there is not upgraded and the HTTP route answers it
+/// (401/403/404/502/504).
 /// After: a WebSocket client to the same path on the guest, and every frame relayed as it
 /// comes both ways until one side closes; the connection counts as activity while it is open.
 struct ProxyWebSocketRoutes {
@@ -51,7 +52,9 @@ struct ProxyWebSocketRoutes {
     /// The caller, the resource and the groups rule, as on the HTTP routes.
     private func admit(_ request: Request, smart: Bool) async throws -> (ResourceRecord, ProxyTarget) {
         var request = request
-        let client = try await authenticator.identify(&request, remoteAddress: nil, allowance: .init(queryKey: true))
+        guard let client = try await authenticator.admit(&request, remoteAddress: nil, access: ProxyRoutes.access) else {
+            throw Authenticator.unauthorized(.missing)  // not reached: the access is not open
+        }
         let target = try ProxyTarget.parse(path: request.uri.path, query: request.uri.query, smart: smart)
         guard let resource = try await proxy.store.resource(target.resource) else {
             throw APIError.notFound("no resource '\(target.resource)'")

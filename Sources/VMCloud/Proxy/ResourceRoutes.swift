@@ -6,33 +6,29 @@ import Hummingbird
 struct ResourceRoutes {
     let proxy: SmartProxy
 
-    func register(on router: some RouterMethods<AppRequestContext>) {
+    func register(on router: APIRouter) {
         let resources = router.group("v1/resources")
-        resources.post { request, context in
-            try context.requireAdmin()
+        resources.post(access: .admin) { request, _ in
             let body = try await JSONBody.decode(ResourceRequest.self, from: request)
             let machines = proxy.machines
             let resource = try body.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images))
             try await proxy.store.createResource(resource)
             return try await view(resource, machine: nil, status: .created)
         }
-        resources.get { _, context in
-            try context.requireAdmin()
+        resources.get(access: .admin) { _, _ in
             var views: [ResourceView] = []
             for (resource, machine) in try await proxy.store.resourcesWithMachines() {
                 views.append(ResourceView(resource, machine: machine, activity: await proxy.waker.activity(resource.id)))
             }
             return JSONBody.response(views)
         }
-        resources.get(":id") { _, context in
-            try context.requireAdmin()
+        resources.get(":id", access: .admin) { _, context in
             guard let (resource, machine) = try await proxy.store.resourceWithMachine(try id(context)) else {
                 throw APIError.notFound("no resource '\(try id(context))'")
             }
             return try await view(resource, machine: machine)
         }
-        resources.delete(":id") { _, context in
-            try context.requireAdmin()
+        resources.delete(":id", access: .admin) { _, context in
             let id = try id(context)
             let resource = try await proxy.store.deleteResource(id)
             await proxy.waker.forget(id)

@@ -29,7 +29,7 @@ struct SmartProxy: Sendable {
         stopper = IdleStopper(waker: waker, interval: settings.idleSweepInterval, logger: logger)
     }
 
-    func register(on router: Router<AppRequestContext>) {
+    func register(on router: APIRouter) {
         ResourceRoutes(proxy: self).register(on: router)
         ProxyRoutes(proxy: self).register(on: router)
     }

@@ -7,11 +7,11 @@ struct ScreenRoutes {
     let pool: Pool
     let screens: ScreenshotCache
 
-    func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
-        router.get("/v1/vms/:id/screenshot.png") { _, context in
+    func register(on router: APIRouter) {
+        router.get("/v1/vms/:id/screenshot.png", access: .admin) { _, context in
             try await png(context) { try await screens.screenshotPNG(domainName: $0) }
         }
-        router.get("/v1/vms/:id/thumbnail.png") { _, context in
+        router.get("/v1/vms/:id/thumbnail.png", access: .admin) { _, context in
             try await png(context) { try await screens.thumbnailPNG(domainName: $0) }
         }
     }

@@ -7,6 +7,7 @@ import VNCBridge
 
 /// The worker's way to a VM's screen: the viewer page, noVNC's files (from Debian's `novnc`
 /// package, not copied into this repository) and the WebSocket that carries RFB to the VM.
+/// Open to callers without a client key: the viewer token in the query is the credential.
 ///
 /// The WebSocket upgrade is decided by `webSocketRouter`, which checks the token before
 /// anything connects to the VM; a refused (or plain HTTP) request falls through to the main
@@ -16,19 +17,25 @@ package struct ViewerRoutes {
     /// Where Debian's novnc package puts noVNC.
     var noVNCDirectory = "/usr/share/novnc"
 
-    func register(on router: Router<some RequestContext>) {
-        router.add(middleware: FileMiddleware(noVNCDirectory, urlBasePath: "/novnc"))
-        router.get("/viewer/:id") { _, context in
+    func register(on router: APIRouter) {
+        // noVNC's files: routes of their own, so that they are declared open and FileMiddleware
+        // wraps nothing else; it serves the file behind their 404.
+        let noVNC = router.group("novnc").adding(middleware: FileMiddleware(noVNCDirectory, urlBasePath: "/novnc"))
+        for path: RouterPath in ["", "**"] {
+            noVNC.get(path, access: .open) { _, _ -> Response in throw HTTPError(.notFound) }
+            noVNC.head(path, access: .open) { _, _ -> Response in throw HTTPError(.notFound) }
+        }
+        router.get("/viewer/:id", access: .open) { _, context in
             _ = try InputValidation.id(context.parameters.require("id"), "id")
             return try InstalledFiles.htmlPage("static/viewer.html")
         }
         // What a token grants, for the viewer page (view-only UI, whether to reconnect).
-        router.get("/v1/vms/:id/vnc/access") { request, context in
+        router.get("/v1/vms/:id/vnc/access", access: .open) { request, context in
             let grant = try await grant(request, context.parameters)
             return JSONBody.response(AccessView(vm: grant.vmId, handle: grant.handleId, scope: grant.scope.rawValue))
         }
         // Reached when the WebSocket router did not upgrade: a bad token, or not a WebSocket.
-        router.get("/v1/vms/:id/vnc") { request, context -> Response in
+        router.get("/v1/vms/:id/vnc", access: .open) { request, context -> Response in
             _ = try await grant(request, context.parameters)
             throw APIError(status: .upgradeRequired, code: "upgrade_required",
                            message: "this endpoint speaks RFB over WebSocket (binary frames); open it with noVNC")
