@@ -164,6 +164,10 @@ import Testing
             // A request that matches no route: the 404 is for a caller with a key.
             let unmatched = try await answer("GET /v1/no-such-route")
             #expect(unmatched.status == .unauthorized && unmatched.error == "unauthenticated")
+            // A legacy caller's ?key= on the wrong method: the 405 it got before the access rules
+            // moved to the routes.
+            let wrongMethod = try await answer("GET /lock/3", query: "?key=\(app)")
+            #expect(wrongMethod.status == .methodNotAllowed && wrongMethod.error == "method_not_allowed", "\(wrongMethod)")
         }
     }
 }

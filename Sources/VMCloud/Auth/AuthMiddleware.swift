@@ -9,9 +9,10 @@ struct AuthMiddleware: RouterMiddleware {
     let authenticator: Authenticator
     let declared: RouteAccessTable
 
-    /// A request that matched no route: its 404 or 405 is for a caller with a key, so that
-    /// without one nothing tells which paths exist.
-    static let unmatched: RouteAccess = .client
+    /// A request that matched no route (or not with its method): its 404 or 405 is for a caller
+    /// with a key, so that without one nothing tells which paths exist. Any credential some
+    /// route accepts will do (a legacy caller's `?key=` or trusted network gets its 405 as before).
+    static let unmatched: RouteAccess = .client(.queryKeyOrTrustedNetwork)
     /// A route registered around APIRouter declared nothing: the strictest rule (and
     /// RouteAccessTests fails).
     static let undeclared: RouteAccess = .admin
