@@ -144,7 +144,7 @@ actor Pool {
     func requireRunning(_ id: Int64) async throws -> VMRecord {
         guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
         guard vm.state.isLive, vm.state != .pending else {
-            throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
+            throw PoolError.vmNotRunning(id, vm.state)
         }
         return vm
     }
@@ -154,7 +154,7 @@ actor Pool {
     private func requireAgent(_ id: Int64) async throws {
         let vm = try await requireRunning(id)
         guard vm.state != .booting else {
-            throw APIError(status: .conflict, code: "vm_not_ready", message: "VM \(id) is booting: its agent has not said hello yet")
+            throw PoolError.vmNotReady(id)
         }
     }
 
