@@ -188,7 +188,7 @@ import Testing
             try await expect(.get, "/v1/vms/\(vm)/agent", pending)
             try await expect(.post, "/v1/vms/\(vm)/navigate", body: navigate, pending)
             try await expect(.get, "/v1/vms/\(vm)/screenshot.png", pending)
-            try await store.transition(vm: vm, from: [.pending], to: .booting)
+            try await store.transition(vm: vm, .domainStarted)
             let booting = #"{"error":"vm_not_ready","message":"VM \#(vm) is booting: its agent has not said hello yet"}"#
             try await expect(.get, "/v1/vms/\(vm)/agent", booting)
             try await expect(.post, "/v1/vms/\(vm)/navigate", body: navigate, booting)

@@ -187,11 +187,11 @@ actor Pool {
                 bootFailed()
                 try await fail(id, reason: "agent did not say hello within \(Int(settings.bootTimeout)) s of boot")
             }
-            for id in plan.destroy where try await store.transition(vm: id, from: [.idle], to: .destroying) {
+            for id in plan.destroy where try await store.transition(vm: id, .retired) {
                 logger.info("destroying idle VM", metadata: ["vm": "\(id)"])
             }
             for vm in vms where vm.state == .failed {
-                try await store.transition(vm: vm.id!, from: [.failed], to: .destroying)
+                try await store.transition(vm: vm.id!, .discarded)
             }
             for vm in try await store.vms() where vm.state == .destroying && !busy.contains(vm.id!) {
                 startDestroy(vm)
@@ -209,7 +209,7 @@ actor Pool {
         Task {
             do {
                 try await hypervisor.start(vm)
-                try await store.transition(vm: id, from: [.pending], to: .booting)
+                try await store.transition(vm: id, .domainStarted)
                 attachAgent(id)
             } catch {
                 bootFailed()
@@ -295,7 +295,7 @@ actor Pool {
             rejections[id] = nil
             do {
                 try await hypervisor.destroy(vmId: id, domainName: vm.domainName)
-                try await store.transition(vm: id, from: [.destroying], to: .destroyed)
+                try await store.transition(vm: id, .destroyed)
             } catch {
                 logger.error("destroy failed; will retry", metadata: ["vm": "\(id)", "error": "\(error)"])
             }
@@ -459,7 +459,7 @@ actor Pool {
             switch vm.state {
             case .pending:
                 if running {
-                    try await store.transition(vm: id, from: [.pending], to: .booting)
+                    try await store.transition(vm: id, .domainStarted)
                     attachAgent(id)
                 } else {
                     startBoot(vm)
