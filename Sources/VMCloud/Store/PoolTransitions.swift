@@ -5,7 +5,8 @@ import GRDB
 /// Every pool state change, each one transaction that also appends its event. Transitions are
 /// conditional on the state they expect, so a late or repeated message (an agent's duplicate
 /// ack, a libvirt event for a VM already gone) changes nothing. A VM's state changes only
-/// through `Store.move`, which checks the edge against `VMState.apply` (VMLifecycle.swift).
+/// through `Store.move`, which checks the edge against `VMState.apply` (VMLifecycle.swift); a
+/// handle's likewise against `HandleState.apply` (HandleLifecycle.swift).
 extension Store {
     // MARK: - Application requests
 
@@ -64,15 +65,13 @@ extension Store {
             case .released, .cancelled, .lost:
                 return .nothingToDo
             case .waiting:
-                handle.state = .released
                 handle.endedAt = Date()
-                try handle.update(db)
+                try Store.move(db, &handle, .released)
                 try Store.log(db, "handle.released", batch: handle.batchId, handle: handleId, "left the queue")
                 return .nothingToDo
             case .assigned:
-                handle.state = .released
                 handle.endedAt = Date()
-                try handle.update(db)
+                try Store.move(db, &handle, .released)
                 guard let vmId = handle.vmId, var vm = try VMRecord.fetchOne(db, key: vmId) else {
                     return .nothingToDo
                 }
@@ -101,9 +100,11 @@ extension Store {
             batch.state = .cancelled
             try batch.update(db)
             let now = Date()
-            try db.execute(
-                sql: "UPDATE handle SET state = 'cancelled', endedAt = ?, reason = 'batch cancelled' WHERE batchId = ? AND state = 'waiting'",
-                arguments: [now, batchId])
+            for var handle in try HandleRecord.filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue).fetchAll(db) {
+                handle.endedAt = now
+                handle.reason = "batch cancelled"
+                try Store.move(db, &handle, .cancelled)
+            }
             var toReset: [Int64] = []
             for var vm in try VMRecord.filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue).fetchAll(db) {
                 vm.batchId = nil
@@ -246,11 +247,11 @@ extension Store {
     func markFailed(vm id: Int64, reason: String) async throws -> Bool {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.isLive else { return false }
-            if let handle = try HandleRecord
+            if var handle = try HandleRecord
                 .filter(Column("vmId") == id && Column("state") == HandleState.assigned.rawValue).fetchOne(db) {
-                try db.execute(
-                    sql: "UPDATE handle SET state = 'lost', endedAt = ?, reason = ? WHERE id = ?",
-                    arguments: [Date(), "VM \(id) failed: \(reason)", handle.id])
+                handle.endedAt = Date()
+                handle.reason = "VM \(id) failed: \(reason)"
+                try Store.move(db, &handle, .lost)
                 try Store.log(db, "handle.lost", vm: id, batch: handle.batchId, handle: handle.id, reason)
             }
             if let jobId = vm.jobId, var job = try JobRecord.fetchOne(db, key: jobId), let attempt = try Store.runningAttempt(db, job: jobId) {
@@ -287,6 +288,17 @@ extension Store {
                 "\(from.rawValue) -> \(state.rawValue)\(detail)")
     }
 
+    /// The only write of a handle's state after its insert: applies `event` (throws
+    /// `IllegalHandleTransition`, and the transaction rolls back, when the table has no such
+    /// edge). Events are logged by the callers.
+    static func move(_ db: Database, _ handle: inout HandleRecord, _ event: HandleEvent) throws {
+        guard let state = handle.state.apply(event) else {
+            throw IllegalHandleTransition(handleId: handle.id, state: handle.state, event: event)
+        }
+        handle.state = state
+        try handle.update(db)
+    }
+
     /// Pairs the batch's waiting handles (FIFO) with its prepared VMs. Reads the (short) list
     /// of prepared VMs first, so that a lock on a batch with a long queue stays cheap.
     static func assignWaiting(_ db: Database, batchId: Int64) throws {
@@ -298,11 +310,10 @@ extension Store {
             .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
             .order(Column("id")).limit(prepared.count).fetchAll(db)
         for (var handle, var vm) in zip(waiting, prepared) {
-            handle.state = .assigned
             handle.vmId = vm.id
             handle.vmSession = vm.session
             handle.assignedAt = Date()
-            try handle.update(db)
+            try move(db, &handle, .assigned)
             // Inside the transaction: a rollback after this line would count one wait too many.
             ApplianceMetrics.handleWait.recordSeconds(handle.assignedAt!.timeIntervalSince(handle.createdAt))
             vm.handleId = handle.id

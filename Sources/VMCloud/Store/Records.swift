@@ -17,7 +17,8 @@ enum VMState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible 
     }
 }
 
-enum HandleState: String, Codable, Sendable, DatabaseValueConvertible {
+/// A handle's legal edges are `HandleState.apply` (HandleLifecycle.swift).
+enum HandleState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
     /// In its batch's FIFO queue.
     case waiting
     case assigned
