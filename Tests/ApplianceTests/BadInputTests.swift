@@ -168,4 +168,32 @@ import Testing
             }
         }
     }
+
+    /// An operator request on a pool VM that is not up is a 409 that names its state, byte for
+    /// byte: a VM whose domain does not run, then one whose agent has not said hello.
+    @Test func aVMThatIsNotUpIsAConflictNamingItsState() async throws {
+        let harness = try await APIHarness()
+        let store = harness.pool.store
+        let vm = try await store.insertPendingVM(domainPrefix: "vmcloud-test").id!
+        try await harness.test { client in
+            func expect(_ method: HTTPRequest.Method, _ uri: String, body: String? = nil, _ answer: String) async throws {
+                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { response in
+                    #expect(response.status == .conflict, "\(method) \(uri)")
+                    #expect(response.headers[.contentType] == "application/json; charset=utf-8", "\(method) \(uri)")
+                    #expect(String(buffer: response.body) == answer, "\(method) \(uri)")
+                }
+            }
+            let navigate = #"{"url":"http://a.test/"}"#
+            let pending = #"{"error":"vm_not_running","message":"VM \#(vm) is pending"}"#
+            try await expect(.get, "/v1/vms/\(vm)/agent", pending)
+            try await expect(.post, "/v1/vms/\(vm)/navigate", body: navigate, pending)
+            try await expect(.get, "/v1/vms/\(vm)/screenshot.png", pending)
+            try await store.transition(vm: vm, .domainStarted)
+            let booting = #"{"error":"vm_not_ready","message":"VM \#(vm) is booting: its agent has not said hello yet"}"#
+            try await expect(.get, "/v1/vms/\(vm)/agent", booting)
+            try await expect(.post, "/v1/vms/\(vm)/navigate", body: navigate, booting)
+            #expect(try await store.markFailed(vm: vm, reason: "test"))
+            try await expect(.get, "/v1/vms/\(vm)/thumbnail.png", #"{"error":"vm_not_running","message":"VM \#(vm) is failed"}"#)
+        }
+    }
 }

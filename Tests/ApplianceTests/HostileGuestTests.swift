@@ -20,7 +20,7 @@ import Testing
         var ids: [Int64] = []
         for _ in 0..<2 {
             let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
-            try await store.transition(vm: vm.id!, from: [.pending], to: .booting)
+            try await store.transition(vm: vm.id!, .domainStarted)
             var definition = hypervisor.definition(for: vm)
             (definition.kernelBoot, definition.diskPath, definition.channel, definition.serialLogPath, definition.vncSocketPath) = (nil, nil, nil, nil, nil)
             _ = try await harness.libvirt.createTransientDomain(xml: definition.xml())

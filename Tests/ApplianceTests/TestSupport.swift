@@ -20,7 +20,7 @@ func makeStore() throws -> (Store, String) {
 /// Drives a VM row through the agent's hello, as the pool does when a guest comes up.
 func makeIdleVM(_ store: Store) async throws -> Int64 {
     let vm = try await store.insertPendingVM(domainPrefix: "vmcloud-test")
-    try await store.transition(vm: vm.id!, from: [.pending], to: .booting)
+    try await store.transition(vm: vm.id!, .domainStarted)
     _ = try await store.agentHello(vm: vm.id!, ip: "10.0.2.15", agentVersion: "test")
     return vm.id!
 }

@@ -43,7 +43,8 @@ package struct APIError: HTTPResponseError {
 }
 
 /// Turns every failure into the JSON error shape: our APIErrors, Hummingbird's own (unknown
-/// route, wrong method), store lookups that found nothing, and anything unexpected (500, logged).
+/// route, wrong method), store lookups that found nothing, the pool's refusals, and anything
+/// unexpected (500, logged).
 package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Turns the router's 404 for a documented path into a 405 with `Allow`.
     var documented = DocumentedRoutes(openAPIDocument: "")
@@ -61,6 +62,8 @@ package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(refusal)
         } catch let error as StoreError {
             throw APIError.notFound(error.description)
+        } catch let error as PoolError {
+            throw APIError(status: .conflict, code: error.code, message: error.description)
         } catch MachineStoreError.notFound(let ref) {
             throw APIError.notFound("no VM '\(ref.prefix(64))'")
         } catch let error as MachineStoreError {

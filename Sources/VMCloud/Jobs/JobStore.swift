@@ -49,7 +49,7 @@ extension Store {
                 try job.update(db)
                 vm.jobId = job.id
                 vm.homepage = nil
-                try Store.move(db, &vm, to: .working)
+                try Store.move(db, &vm, .jobClaimed)
                 try Store.logJob(db, "job.started", job: job.id!, vm: vm.id, "try \(job.attempts) of \(job.maxAttempts) on VM \(vm.id!)")
                 claims.append(JobClaim(vmId: vm.id!, job: job, attemptId: attempt.id!))
             }
@@ -197,7 +197,7 @@ extension Store {
     /// reach the next user) and then back to the pool.
     static func releaseJobVM(_ db: Database, _ vm: inout VMRecord) throws {
         vm.jobId = nil
-        try move(db, &vm, to: .resetting)
+        try move(db, &vm, .jobEnded)
     }
 
     static func logJob(_ db: Database, _ kind: String, job: Int64, vm: Int64? = nil, _ message: String) throws {

@@ -130,7 +130,7 @@ actor Pool {
     func requireRunning(_ id: Int64) async throws -> VMRecord {
         guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
         guard vm.state.isLive, vm.state != .pending else {
-            throw APIError(status: .conflict, code: "vm_not_running", message: "VM \(id) is \(vm.state.rawValue)")
+            throw PoolError.vmNotRunning(id, vm.state)
         }
         return vm
     }
@@ -140,7 +140,7 @@ actor Pool {
     private func requireAgent(_ id: Int64) async throws {
         let vm = try await requireRunning(id)
         guard vm.state != .booting else {
-            throw APIError(status: .conflict, code: "vm_not_ready", message: "VM \(id) is booting: its agent has not said hello yet")
+            throw PoolError.vmNotReady(id)
         }
     }
 
@@ -173,11 +173,11 @@ actor Pool {
                 bootFailed()
                 try await fail(id, reason: "agent did not say hello within \(Int(settings.bootTimeout)) s of boot")
             }
-            for id in plan.destroy where try await store.transition(vm: id, from: [.idle], to: .destroying) {
+            for id in plan.destroy where try await store.transition(vm: id, .retired) {
                 logger.info("destroying idle VM", metadata: ["vm": "\(id)"])
             }
             for vm in vms where vm.state == .failed {
-                try await store.transition(vm: vm.id!, from: [.failed], to: .destroying)
+                try await store.transition(vm: vm.id!, .discarded)
             }
             for vm in try await store.vms() where vm.state == .destroying && !busy.contains(vm.id!) {
                 startDestroy(vm)
@@ -195,7 +195,7 @@ actor Pool {
         Task {
             do {
                 try await hypervisor.start(vm)
-                try await store.transition(vm: id, from: [.pending], to: .booting)
+                try await store.transition(vm: id, .domainStarted)
                 attachAgent(id)
             } catch {
                 bootFailed()
@@ -281,7 +281,7 @@ actor Pool {
             rejections[id] = nil
             do {
                 try await hypervisor.destroy(vmId: id, domainName: vm.domainName)
-                try await store.transition(vm: id, from: [.destroying], to: .destroyed)
+                try await store.transition(vm: id, .destroyed)
             } catch {
                 logger.error("destroy failed; will retry", metadata: ["vm": "\(id)", "error": "\(error)"])
             }
@@ -443,7 +443,7 @@ actor Pool {
             switch vm.state {
             case .pending:
                 if running {
-                    try await store.transition(vm: id, from: [.pending], to: .booting)
+                    try await store.transition(vm: id, .domainStarted)
                     attachAgent(id)
                 } else {
                     startBoot(vm)

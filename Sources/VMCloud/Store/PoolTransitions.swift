@@ -4,7 +4,9 @@ import GRDB
 
 /// Every pool state change, each one transaction that also appends its event. Transitions are
 /// conditional on the state they expect, so a late or repeated message (an agent's duplicate
-/// ack, a libvirt event for a VM already gone) changes nothing.
+/// ack, a libvirt event for a VM already gone) changes nothing. A VM's state changes only
+/// through `Store.move`, which checks the edge against `VMState.apply` (VMLifecycle.swift); a
+/// handle's likewise against `HandleState.apply` (HandleLifecycle.swift).
 extension Store {
     // MARK: - Application requests
 
@@ -63,15 +65,13 @@ extension Store {
             case .released, .cancelled, .lost:
                 return .nothingToDo
             case .waiting:
-                handle.state = .released
                 handle.endedAt = Date()
-                try handle.update(db)
+                try Store.move(db, &handle, .released)
                 try Store.log(db, "handle.released", batch: handle.batchId, handle: handleId, "left the queue")
                 return .nothingToDo
             case .assigned:
-                handle.state = .released
                 handle.endedAt = Date()
-                try handle.update(db)
+                try Store.move(db, &handle, .released)
                 guard let vmId = handle.vmId, var vm = try VMRecord.fetchOne(db, key: vmId) else {
                     return .nothingToDo
                 }
@@ -81,7 +81,7 @@ extension Store {
                     .fetchCount(db)
                 vm.batchId = (batch?.state == .open && waiting > 0) ? handle.batchId : nil
                 vm.handleId = nil
-                try Store.move(db, &vm, to: .resetting)
+                try Store.move(db, &vm, .released)
                 try Store.log(db, "handle.released", vm: vmId, batch: handle.batchId, handle: handleId,
                               vm.batchId == nil ? "VM returns to the pool after reset" : "VM serves a waiting handle after reset")
                 return .reset(vmId: vmId)
@@ -100,13 +100,15 @@ extension Store {
             batch.state = .cancelled
             try batch.update(db)
             let now = Date()
-            try db.execute(
-                sql: "UPDATE handle SET state = 'cancelled', endedAt = ?, reason = 'batch cancelled' WHERE batchId = ? AND state = 'waiting'",
-                arguments: [now, batchId])
+            for var handle in try HandleRecord.filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue).fetchAll(db) {
+                handle.endedAt = now
+                handle.reason = "batch cancelled"
+                try Store.move(db, &handle, .cancelled)
+            }
             var toReset: [Int64] = []
             for var vm in try VMRecord.filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue).fetchAll(db) {
                 vm.batchId = nil
-                try Store.move(db, &vm, to: .resetting)
+                try Store.move(db, &vm, .batchCancelled)
                 toReset.append(vm.id!)
             }
             try Store.log(db, "batch.cancelled", batch: batchId, "\(toReset.count) prepared VM(s) return to the pool")
@@ -133,27 +135,28 @@ extension Store {
         }
     }
 
+    /// Applies `event` if it is legal in the VM's current state; false (and nothing written)
+    /// otherwise, e.g. a boot that ends after the VM failed.
     @discardableResult
-    func transition(vm id: Int64, from: Set<VMState>, to state: VMState, error: String? = nil) async throws -> Bool {
+    func transition(vm id: Int64, _ event: VMEvent) async throws -> Bool {
         try await pool.write { db in
-            guard var vm = try VMRecord.fetchOne(db, key: id), from.contains(vm.state) else { return false }
-            if let error { vm.lastError = error }
-            try Store.move(db, &vm, to: state)
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.apply(event) != nil else { return false }
+            try Store.move(db, &vm, event)
             return true
         }
     }
 
     enum HelloOutcome: Equatable { case becameIdle, updated, unknownVM }
 
-    /// The agent said hello: a booting VM becomes idle; any other live VM just updates its data.
+    /// The agent said hello: a booting (or pending) VM becomes idle; any other live VM just updates its data.
     func agentHello(vm id: Int64, ip: String?, agentVersion: String?) async throws -> HelloOutcome {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.isLive else { return .unknownVM }
             vm.ip = ip
             vm.agentVersion = agentVersion
-            if vm.state == .booting || vm.state == .pending {
+            if vm.state.apply(.hello) != nil {
                 vm.batchId = nil
-                try Store.move(db, &vm, to: .idle)
+                try Store.move(db, &vm, .hello)
                 return .becameIdle
             }
             try vm.update(db)
@@ -187,7 +190,7 @@ extension Store {
                     var vm = idle.removeFirst()
                     vm.batchId = batch.id
                     vm.homepage = nil
-                    try Store.move(db, &vm, to: .preparing)
+                    try Store.move(db, &vm, .granted)
                     batch.granted += 1
                     grants.append((vm.id!, BrowserSetup(batch)))
                 }
@@ -208,10 +211,10 @@ extension Store {
             let batch = try vm.batchId.flatMap { try BatchRecord.fetchOne(db, key: $0) }
             guard let batch, batch.state == .open else {
                 vm.batchId = nil
-                try Store.move(db, &vm, to: .resetting)
+                try Store.move(db, &vm, .batchCancelled)
                 return .mustReset
             }
-            try Store.move(db, &vm, to: .prepared)
+            try Store.move(db, &vm, .configured)
             try Store.assignWaiting(db, batchId: batch.id!)
             return .prepared
         }
@@ -231,11 +234,11 @@ extension Store {
             // A clean slate starts a new session: later pages belong to the next user.
             vm.session += 1
             if let batchId = vm.batchId, let batch = try BatchRecord.fetchOne(db, key: batchId), batch.state == .open {
-                try Store.move(db, &vm, to: .preparing)
+                try Store.move(db, &vm, .resetForBatch)
                 return .configure(BrowserSetup(batch))
             }
             vm.batchId = nil
-            try Store.move(db, &vm, to: .idle)
+            try Store.move(db, &vm, .resetDone)
             return .idle
         }
     }
@@ -244,11 +247,11 @@ extension Store {
     func markFailed(vm id: Int64, reason: String) async throws -> Bool {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state.isLive else { return false }
-            if let handle = try HandleRecord
+            if var handle = try HandleRecord
                 .filter(Column("vmId") == id && Column("state") == HandleState.assigned.rawValue).fetchOne(db) {
-                try db.execute(
-                    sql: "UPDATE handle SET state = 'lost', endedAt = ?, reason = ? WHERE id = ?",
-                    arguments: [Date(), "VM \(id) failed: \(reason)", handle.id])
+                handle.endedAt = Date()
+                handle.reason = "VM \(id) failed: \(reason)"
+                try Store.move(db, &handle, .lost)
                 try Store.log(db, "handle.lost", vm: id, batch: handle.batchId, handle: handle.id, reason)
             }
             if let jobId = vm.jobId, var job = try JobRecord.fetchOne(db, key: jobId), let attempt = try Store.runningAttempt(db, job: jobId) {
@@ -263,16 +266,19 @@ extension Store {
             vm.jobId = nil
             vm.lastError = reason
             vm.handleId = nil
-            try Store.move(db, &vm, to: .failed)
+            try Store.move(db, &vm, .failed)
             return true
         }
     }
 
     // MARK: - Shared steps inside a transaction
 
-    /// Sets a VM's state, keeps the idle clock and appends the event.
-    static func move(_ db: Database, _ vm: inout VMRecord, to state: VMState) throws {
+    /// The only write of a VM's state: applies `event` (throws `IllegalVMTransition`, and the
+    /// transaction rolls back, when the table has no such edge), keeps the idle clock and
+    /// appends the event.
+    static func move(_ db: Database, _ vm: inout VMRecord, _ event: VMEvent) throws {
         let from = vm.state
+        guard let state = from.apply(event) else { throw IllegalVMTransition(vmId: vm.id, state: from, event: event) }
         vm.state = state
         vm.stateSince = Date()
         vm.idleSince = (state == .idle && vm.batchId == nil) ? vm.stateSince : nil
@@ -280,6 +286,17 @@ extension Store {
         let detail = vm.lastError.map { state == .failed ? ": \($0)" : "" } ?? ""
         try log(db, "vm.\(state.rawValue)", vm: vm.id, batch: vm.batchId, handle: vm.handleId,
                 "\(from.rawValue) -> \(state.rawValue)\(detail)")
+    }
+
+    /// The only write of a handle's state after its insert: applies `event` (throws
+    /// `IllegalHandleTransition`, and the transaction rolls back, when the table has no such
+    /// edge). Events are logged by the callers.
+    static func move(_ db: Database, _ handle: inout HandleRecord, _ event: HandleEvent) throws {
+        guard let state = handle.state.apply(event) else {
+            throw IllegalHandleTransition(handleId: handle.id, state: handle.state, event: event)
+        }
+        handle.state = state
+        try handle.update(db)
     }
 
     /// Pairs the batch's waiting handles (FIFO) with its prepared VMs. Reads the (short) list
@@ -293,15 +310,14 @@ extension Store {
             .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
             .order(Column("id")).limit(prepared.count).fetchAll(db)
         for (var handle, var vm) in zip(waiting, prepared) {
-            handle.state = .assigned
             handle.vmId = vm.id
             handle.vmSession = vm.session
             handle.assignedAt = Date()
-            try handle.update(db)
+            try move(db, &handle, .assigned)
             // Inside the transaction: a rollback after this line would count one wait too many.
             ApplianceMetrics.handleWait.recordSeconds(handle.assignedAt!.timeIntervalSince(handle.createdAt))
             vm.handleId = handle.id
-            try move(db, &vm, to: .locked)
+            try move(db, &vm, .locked)
         }
     }
 }

@@ -2,7 +2,8 @@ import AgentProtocol
 import Foundation
 import GRDB
 
-/// The states a pool VM moves through. `destroyed` is terminal and kept for history.
+/// The states a pool VM moves through; its legal edges are `VMState.apply` (VMLifecycle.swift).
+/// `destroyed` is terminal and kept for history.
 enum VMState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
     /// `working`: running a capture job (vm.jobId).
     case pending, booting, idle, preparing, prepared, locked, working, resetting, failed, destroying, destroyed
@@ -16,7 +17,8 @@ enum VMState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible 
     }
 }
 
-enum HandleState: String, Codable, Sendable, DatabaseValueConvertible {
+/// A handle's legal edges are `HandleState.apply` (HandleLifecycle.swift).
+enum HandleState: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
     /// In its batch's FIFO queue.
     case waiting
     case assigned
