@@ -351,7 +351,7 @@ import Testing
             // A VM for A's batch, as the pool would bring one: idle, granted, configured.
             let vm = try await makeIdleVM(store)
             _ = try await store.grantIdleVMs()
-            #expect(try await store.configured(vm: vm, homepage: "http://a.test/") == .prepared)
+            #expect(try await store.configured(vm: vm, homepage: "http://a.test/").outcome == .prepared)
             let handle = try await store.lock(batchId: batch)
             let session = try #require(handle.vmSession)
             let page = try await store.insertPage(PageRecord(
@@ -568,7 +568,7 @@ import Testing
             #expect(now["locks"] as? Int == 0, "\(now)")
             let vm = try await makeIdleVM(store)
             _ = try await store.grantIdleVMs()
-            #expect(try await store.configured(vm: vm, homepage: "http://a.test/") == .prepared)
+            #expect(try await store.configured(vm: vm, homepage: "http://a.test/").outcome == .prepared)
             now = try await stats()
             #expect(now["locks"] as? Int == 1, "\(now)")
             #expect(now["jobsDone"] as? Int == 0 && now["jobsFailed"] as? Int == 0)

@@ -22,14 +22,14 @@ import Testing
         #expect(try await store.grantIdleVMs().isEmpty, "a batch is granted at most its size")
 
         // The second VM answers first: it goes to the oldest waiting handle.
-        #expect(try await store.configured(vm: vm2, homepage: "http://example.test/") == .prepared)
+        #expect(try await store.configured(vm: vm2, homepage: "http://example.test/").outcome == .prepared)
         #expect(try await store.handle(h1.id!)?.vmId == vm2)
         #expect(try await store.handle(h2.id!)?.state == .waiting)
-        #expect(try await store.configured(vm: vm1, homepage: "http://example.test/") == .prepared)
+        #expect(try await store.configured(vm: vm1, homepage: "http://example.test/").outcome == .prepared)
         #expect(try await store.handle(h2.id!)?.vmId == vm1)
         #expect(try await store.vm(vm1)?.state == .locked)
         // A duplicate ack changes nothing.
-        #expect(try await store.configured(vm: vm1, homepage: "http://other/") == .ignored)
+        #expect(try await store.configured(vm: vm1, homepage: "http://other/").outcome == .ignored)
     }
 
     @Test func releasedVMServesTheNextWaitingHandleThenReturnsToThePool() async throws {
@@ -95,7 +95,7 @@ import Testing
         _ = try await store.configured(vm: vm1, homepage: "http://a.test/")
         #expect(try await store.cancelBatch(batchId: batch.id!) == [vm1])
         // vm2 was still preparing: its late ack sends it to a reset instead.
-        #expect(try await store.configured(vm: vm2, homepage: "http://a.test/") == .mustReset)
+        #expect(try await store.configured(vm: vm2, homepage: "http://a.test/").outcome == .mustReset)
         #expect(try await store.vm(vm2)?.state == .resetting)
         #expect(try await store.cancelBatch(batchId: batch.id!).isEmpty, "cancelling twice changes nothing")
     }
@@ -127,7 +127,7 @@ import Testing
         #expect(try await store.batch(batch.id!)?.granted == 0)
         let replacement = try await makeIdleVM(store)
         #expect(try await store.grantIdleVMs().map(\.vmId) == [replacement])
-        #expect(try await store.configured(vm: replacement, homepage: batch.homepage) == .prepared)
+        #expect(try await store.configured(vm: replacement, homepage: batch.homepage).outcome == .prepared)
         #expect(try await store.handle(handle.id!)?.vmId == replacement)
         #expect(try await store.grantIdleVMs().isEmpty, "still at most its size")
     }

@@ -98,7 +98,18 @@ actor Pool {
     func lock(batchId: Int64) async throws -> HandleRecord {
         let started = ContinuousClock.now
         defer { ApplianceMetrics.lockDuration.record(duration: ContinuousClock.now - started) }
-        return try await store.lock(batchId: batchId)
+        let handle = try await store.lock(batchId: batchId)
+        // A lock assigns at most its own handle: a batch never has a prepared VM and a waiting
+        // handle at once.
+        if handle.state == .assigned { Self.recordWait(handle) }
+        return handle
+    }
+
+    /// How long a handle waited for its VM: recorded after the commit that assigned it, so a
+    /// rolled-back assignment counts nothing.
+    private static func recordWait(_ handle: HandleRecord) {
+        guard let assignedAt = handle.assignedAt else { return }
+        ApplianceMetrics.handleWait.recordSeconds(assignedAt.timeIntervalSince(handle.createdAt))
     }
 
     func release(handleId: Int64) async throws {
@@ -213,7 +224,9 @@ actor Pool {
                                                         timeout: settings.agentTimeout)
                 guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
                 done(id)
-                if try await store.configured(vm: id, homepage: reply.homepage) == .mustReset { startReset(id) }
+                let configured = try await store.configured(vm: id, homepage: reply.homepage)
+                configured.assigned.forEach(Self.recordWait)
+                if configured.outcome == .mustReset { startReset(id) }
             } catch {
                 done(id)
                 try? await fail(id, reason: "configure failed: \(error)")

@@ -204,19 +204,19 @@ extension Store {
 
     /// The agent applied the batch's homepage. If the batch was cancelled meanwhile, the VM goes
     /// back to the pool through a reset.
-    func configured(vm id: Int64, homepage: String?) async throws -> ConfiguredOutcome {
+    /// `assigned`: the waiting handle the VM went to, if any.
+    func configured(vm id: Int64, homepage: String?) async throws -> (outcome: ConfiguredOutcome, assigned: [HandleRecord]) {
         try await pool.write { db in
-            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .preparing else { return .ignored }
+            guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .preparing else { return (.ignored, []) }
             vm.homepage = homepage
             let batch = try vm.batchId.flatMap { try BatchRecord.fetchOne(db, key: $0) }
             guard let batch, batch.state == .open else {
                 vm.batchId = nil
                 try Store.move(db, &vm, .batchCancelled)
-                return .mustReset
+                return (.mustReset, [])
             }
             try Store.move(db, &vm, .configured)
-            try Store.assignWaiting(db, batchId: batch.id!)
-            return .prepared
+            return (.prepared, try Store.assignWaiting(db, batchId: batch.id!))
         }
     }
 
@@ -301,23 +301,26 @@ extension Store {
 
     /// Pairs the batch's waiting handles (FIFO) with its prepared VMs. Reads the (short) list
     /// of prepared VMs first, so that a lock on a batch with a long queue stays cheap.
-    static func assignWaiting(_ db: Database, batchId: Int64) throws {
+    /// Returns the handles it assigned (their wait is a metric the caller records after the commit).
+    @discardableResult
+    static func assignWaiting(_ db: Database, batchId: Int64) throws -> [HandleRecord] {
         let prepared = try VMRecord
             .filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue)
             .order(Column("stateSince"), Column("id")).fetchAll(db)
-        guard !prepared.isEmpty else { return }
+        guard !prepared.isEmpty else { return [] }
         let waiting = try HandleRecord
             .filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue)
             .order(Column("id")).limit(prepared.count).fetchAll(db)
+        var assigned: [HandleRecord] = []
         for (var handle, var vm) in zip(waiting, prepared) {
             handle.vmId = vm.id
             handle.vmSession = vm.session
             handle.assignedAt = Date()
             try move(db, &handle, .assigned)
-            // Inside the transaction: a rollback after this line would count one wait too many.
-            ApplianceMetrics.handleWait.recordSeconds(handle.assignedAt!.timeIntervalSince(handle.createdAt))
             vm.handleId = handle.id
             try move(db, &vm, .locked)
+            assigned.append(handle)
         }
+        return assigned
     }
 }
