@@ -184,10 +184,9 @@ actor ResourceWaker {
         let id = resource.id
         let started = Date()
         let deadline = started.addingTimeInterval(settings.startTimeout)
-        let libvirt = machines.reconciler.libvirt
         try checkOpen()
         do {
-            _ = try await libvirt.ensureNetworkActive(name: "default")
+            try await machines.ensureNetworkActive("default")
         } catch let error as LibvirtError where !error.isConnectionFailure {
             throw APIError(status: .serviceUnavailable, code: "network_unavailable",
                            message: "libvirt's NAT network 'default' cannot be started (\(error)); install dnsmasq-base")
@@ -209,7 +208,7 @@ actor ResourceWaker {
                 throw APIError(status: .badGateway, code: "upstream_failed",
                                message: "the VM of resource \(id) failed to start: \(current.reason ?? "no reason recorded")")
             case .installing, .running:
-                if let address = try await libvirt.leasedIPv4Addresses(domain: current.domainName)?.first {
+                if let address = try await machines.leasedAddress(domain: current.domainName) {
                     guestUp = true
                     let remaining = max(0.05, min(settings.probeTimeout, deadline.timeIntervalSinceNow))
                     switch await PortProbe.probe(host: address, port: resource.port, timeout: .milliseconds(Int64(remaining * 1000))) {
