@@ -74,6 +74,17 @@ struct MachineService: Sendable {
         return machine
     }
 
+    /// Starts libvirt's virtual network `name` (e.g. "default", its NAT) unless it runs already.
+    func ensureNetworkActive(_ name: String) async throws {
+        _ = try await reconciler.libvirt.ensureNetworkActive(name: name)
+    }
+
+    /// The first IPv4 address libvirt's DHCP server leased to the domain; nil before its guest
+    /// asked (or for no such domain).
+    func leasedAddress(domain: String) async throws -> String? {
+        try await reconciler.libvirt.leasedIPv4Addresses(domain: domain)?.first
+    }
+
     private func requireUnowned(_ machine: MachineRecord, asOwner: Bool) throws {
         guard let owner = machine.ownerKey, !asOwner else { return }
         throw Refusal.conflict(code: "vm_owned", owner.hasPrefix("resource:")
