@@ -177,7 +177,7 @@ import Testing
         let outcomes = await withTaskGroup(of: String.self) { group in
             for _ in 0..<20 {
                 group.addTask {
-                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as APIError { return error.code } catch { return "\(error)" }
+                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as Refusal { return error.code } catch { return "\(error)" }
                 }
             }
             var all: [String] = []
@@ -191,7 +191,7 @@ import Testing
         #expect(machines.first?.spec.network == .nat)
         // A deleted resource's wake-up is a 404 and makes no VM.
         _ = try await harness.pool.store.deleteResource("web")
-        await #expect(throws: APIError.self) { _ = try await waker.upstream(for: resource) }
+        await #expect(throws: Refusal.self) { _ = try await waker.upstream(for: resource) }
         #expect(try await harness.pool.store.machines().allSatisfy { $0.desired == .destroyed })
     }
 
@@ -210,7 +210,7 @@ import Testing
         async let outcomes = withTaskGroup(of: String.self) { group in
             for _ in 0..<5 {
                 group.addTask {
-                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as APIError { return error.code } catch { return "\(error)" }
+                    do { _ = try await waker.upstream(for: resource); return "up" } catch let error as Refusal { return error.code } catch { return "\(error)" }
                 }
             }
             var all: [String] = []
@@ -246,7 +246,7 @@ import Testing
         do {
             _ = try await waker.upstream(for: resource)
             Issue.record("no VM can answer here")
-        } catch let error as APIError {
+        } catch let error as Refusal {
             #expect(error.code == "upstream_timeout", "\(error.message)")
         }
         #expect(Date().timeIntervalSince(started) < 6, "the stop's wait (1 s) and the start wait (1 s), not a hang")

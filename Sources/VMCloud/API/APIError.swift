@@ -26,6 +26,8 @@ package struct APIError: HTTPResponseError {
         case .unprocessable: .unprocessableContent
         case .forbidden: .forbidden
         case .unavailable: .serviceUnavailable
+        case .upstreamFailed: .badGateway
+        case .upstreamTimedOut: .gatewayTimeout
         }
         self.init(status: status, code: refusal.code, message: refusal.message)
     }

@@ -13,6 +13,10 @@ package struct Refusal: Error, Equatable, CustomStringConvertible {
         case forbidden
         /// Too many at once, or a part that is down: worth retrying later.
         case unavailable
+        /// What we forward to (a guest's service) failed or refused.
+        case upstreamFailed
+        /// What we forward to did not answer in time.
+        case upstreamTimedOut
     }
 
     package let kind: Kind

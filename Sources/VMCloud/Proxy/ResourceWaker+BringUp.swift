@@ -12,11 +12,11 @@ extension ResourceWaker {
         do {
             try await machines.ensureNetworkActive("default")
         } catch let error as LibvirtError where !error.isConnectionFailure {
-            throw APIError(status: .serviceUnavailable, code: "network_unavailable",
-                           message: "libvirt's NAT network 'default' cannot be started (\(error)); install dnsmasq-base")
+            throw Refusal(.unavailable, code: "network_unavailable",
+                           "libvirt's NAT network 'default' cannot be started (\(error)); install dnsmasq-base")
         }
         guard let (machine, created) = try await store.ensureResourceMachine(id) else {
-            throw APIError.notFound("no resource '\(id)'")
+            throw Refusal.notFound("no resource '\(id)'")
         }
         machines.reconciler.kick()
         var problem = "its VM is \(machine.status.rawValue)"
@@ -25,12 +25,12 @@ extension ResourceWaker {
         while true {
             try checkOpen()
             guard let current = try await store.machine(machine.id!), current.desired != .destroyed else {
-                throw APIError.notFound("resource '\(id)' was deleted")
+                throw Refusal.notFound("resource '\(id)' was deleted")
             }
             switch current.status {
             case .failedToStart:
-                throw APIError(status: .badGateway, code: "upstream_failed",
-                               message: "the VM of resource \(id) failed to start: \(current.reason ?? "no reason recorded")")
+                throw Refusal(.upstreamFailed, code: "upstream_failed",
+                               "the VM of resource \(id) failed to start: \(current.reason ?? "no reason recorded")")
             case .installing, .running:
                 if let address = try await machines.leasedAddress(domain: current.domainName) {
                     guestUp = true
@@ -58,10 +58,10 @@ extension ResourceWaker {
         }
         let seconds = Int(settings.startTimeout.rounded())
         if guestUp {
-            throw APIError(status: .badGateway, code: "upstream_refused",
-                           message: "resource \(id): its VM runs but \(problem) (waited \(seconds) s)")
+            throw Refusal(.upstreamFailed, code: "upstream_refused",
+                           "resource \(id): its VM runs but \(problem) (waited \(seconds) s)")
         }
-        throw APIError(status: .gatewayTimeout, code: "upstream_timeout",
-                       message: "resource \(id) did not come up within \(seconds) s: \(problem)")
+        throw Refusal(.upstreamTimedOut, code: "upstream_timeout",
+                       "resource \(id) did not come up within \(seconds) s: \(problem)")
     }
 }

@@ -71,7 +71,7 @@ actor ResourceWaker {
 
     nonisolated var isClosing: Bool { closing.isFulfilled }
 
-    private static let shuttingDown = APIError(status: .serviceUnavailable, code: "shutting_down", message: "the appliance is shutting down")
+    private static let shuttingDown = Refusal(.unavailable, code: "shutting_down", "the appliance is shutting down")
 
     /// 503 once the appliance is shutting down.
     nonisolated func checkOpen() throws {
@@ -137,8 +137,8 @@ actor ResourceWaker {
             group.addTask { try await bringUp.value }
             group.addTask {
                 try await Task.sleep(until: deadline)
-                throw APIError(status: .gatewayTimeout, code: "upstream_timeout",
-                               message: "resource \(resource) did not come up within \(seconds) s (libvirt or the VM did not answer)")
+                throw Refusal(.upstreamTimedOut, code: "upstream_timeout",
+                               "resource \(resource) did not come up within \(seconds) s (libvirt or the VM did not answer)")
             }
             group.addTask {
                 try await self.closing.value
