@@ -63,12 +63,29 @@ let package = Package(
             dependencies: ["CPulse", "OggOpus", "ChildProcess", .product(name: "Logging", package: "swift-log")]
         ),
 
-        // The appliance itself: store, pool and machines, hypervisor, API, proxy, viewers,
-        // audio, image builder, doctor. No command-line parsing here.
+        // Below the API: the store (schema, records, checked state tables), the VM engine (pool,
+        // machines, hypervisor, agents, crash watch), captures, the proxy's waker. No HTTP
+        // server here: PackageLayoutTests keeps Hummingbird out of it.
+        .target(
+            name: "VMCloudCore",
+            dependencies: [
+                "Libvirt", "AgentProtocol", "AudioRelay", "ChildProcess", "ScreenImage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The appliance's API and application over VMCloudCore: routes, access rules, viewers,
+        // audio and proxy routes, the wiring (buildApplication), image builder, doctor,
+        // installer. No command-line parsing here.
         .target(
             name: "VMCloud",
             dependencies: [
-                "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ChildProcess", "ScreenImage",
+                "VMCloudCore", "Libvirt", "AgentProtocol", "VNCBridge", "AudioRelay", "ChildProcess", "ScreenImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -116,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "VMCloud", "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "ChildProcess", "OggOpus", "AudioTestSupport",
+                "VMCloud", "VMCloudCore", "Appliance", "Libvirt", "AgentProtocol", "AudioRelay", "ChildProcess", "OggOpus", "AudioTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMCloudCore
 
 @main
 struct ApplianceCommand: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import VMCloud
+import VMCloudCore
 
 /// `appliance audio-relay`: the audio relay alone, streaming named sinks of a PulseAudio daemon
 /// with no tokens, for benchmarks (against `parec | opusenc` and ffmpeg) and for listening to a

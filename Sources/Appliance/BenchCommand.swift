@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VMCloud
+import VMCloudCore
 
 /// `appliance bench ...`: benchmarks that need the appliance's own types.
 struct BenchCommand: AsyncParsableCommand {

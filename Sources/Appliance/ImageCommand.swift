@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VMCloud
+import VMCloudCore
 
 /// `appliance image ...`: guest image tooling.
 struct ImageCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VMCloud
+import VMCloudCore
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

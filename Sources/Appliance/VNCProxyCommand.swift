@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import VMCloud
+import VMCloudCore
 import VNCBridge
 
 /// `appliance vnc-proxy`: the bridge's relay alone, from WebSocket to one VNC unix socket with no

@@ -7,6 +7,7 @@ import Libvirt
 import Logging
 import NIOPosix
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The real router over a real store and libvirt's own test driver (test:///default): enough for
 /// request handling that boots nothing. Tests that boot guests run the real binary instead.

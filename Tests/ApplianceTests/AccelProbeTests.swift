@@ -3,6 +3,7 @@ import Libvirt
 import Logging
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The probe behind `--accel auto` boots a real guest. Under TCG (always available) it must see
 /// the kernel's banner; without a kernel it must refuse with a reason. The KVM verdict itself

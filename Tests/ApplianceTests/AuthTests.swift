@@ -7,6 +7,7 @@ import NIOCore
 import Testing
 @testable import Appliance
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Client authentication through the real router: bearer keys, signed requests (tampering,
 /// replays, stale timestamps), roles and ownership, key rotation and revocation, registration,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The one backoff of the pool's boots and the machines' actions.
 struct BackoffTests {

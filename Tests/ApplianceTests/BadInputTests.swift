@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Malformed requests against every endpoint: each gets a 4xx with a JSON error and a message,
 /// and the store is byte-for-byte unchanged afterwards.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Reassembly of a guest's page captures from chunks, on real files.
 @Suite struct CaptureReceiverTests {

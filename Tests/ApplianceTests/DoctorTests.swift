@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Appliance
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// `appliance doctor` against this host's real libvirt and QEMU: every check reports, the KVM
 /// and TCG verdicts come from probe boots with a deadline, and broken settings fail with advice.

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Libvirt
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// A guest that sends oversized, malformed and out-of-order messages: each is rejected and
 /// recorded, nothing of it is stored, and the appliance keeps serving the other VM (and this

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// `appliance install --root <tmp>` (what `make install DESTDIR=` runs): the layout, the modes,
 /// a unit systemd accepts, and an edited config surviving a second install.

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The capture-job queue's transitions in a real SQLite file.
 @Suite struct JobStoreTests {

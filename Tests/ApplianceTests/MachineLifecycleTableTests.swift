@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Every pair of statuses, written out: the legal edges of a generic VM, and the store refusing
 /// the others.

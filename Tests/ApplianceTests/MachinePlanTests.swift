@@ -2,6 +2,7 @@ import Foundation
 import Libvirt
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The reconciler's decision table: (desired, status, domain state) -> next action.
 @Suite struct MachinePlanTests {

@@ -4,6 +4,7 @@ import Logging
 import NIOPosix
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The machine reconciler against libvirt's test driver (real libvirt code, no guests run) and
 /// a real store and image store: start, suspend, resume, a domain lost behind its back, stop
@@ -38,7 +39,7 @@ import Testing
         let state = StateDirectory(root: dir)
         try state.prepare()
         let images = ImageStore(root: state.imagesDir)
-        _ = try await VMCloud.runTool("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
+        _ = try await VMCloudCore.runTool("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
         let libvirt = LibvirtClient(uri: "test:///default")
         try await libvirt.connect()
         let reconciler = MachineReconciler(

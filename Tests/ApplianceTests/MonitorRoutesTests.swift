@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The monitor's routes over the in-process router: the page is open, its data is not; the
 /// live feed (and only it) takes `?key=`; the host figures are plausible.

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// docs/openapi.yaml and the router agree: every documented path and method is routed (an
 /// unknown id may give our own 404, never the router's "no such route").

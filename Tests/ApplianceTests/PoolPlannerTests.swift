@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 @Suite struct PoolPlannerTests {
     let now = Date()

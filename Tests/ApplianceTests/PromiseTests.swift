@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The set-once result the waker's requests await: every waiter gets it, and a cancelled waiter
 /// stops waiting at once (what lets a request's wait race a timeout while the bring-up runs on).

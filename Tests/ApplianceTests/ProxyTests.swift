@@ -5,6 +5,7 @@ import Logging
 import NIOHTTP1
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The smart proxy without VMs: validation of resources and proxy URLs, the groups rule, the
 /// forwarded path, query and headers, and the routes' refusals (which start nothing).

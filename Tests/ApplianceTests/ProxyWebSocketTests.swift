@@ -9,6 +9,7 @@ import Testing
 import Synchronization
 import WSClient
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// WebSocket forwarding through the proxy's paths, against a WebSocket echo service on
 /// loopback standing in for a resource's guest (the test image's httpd speaks no WebSocket).

@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The reaper on a real store and state directory (libvirt's test driver: no domain of ours
 /// runs): files of VMs that are gone are removed and logged, a live VM's files are kept.

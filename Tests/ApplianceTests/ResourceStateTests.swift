@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The waker's per-resource state as a table: (phase, event) -> phase, without libvirt.
 @Suite struct ResourceStateTests {

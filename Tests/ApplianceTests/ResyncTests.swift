@@ -2,6 +2,7 @@ import Foundation
 import Libvirt
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The pool's comparison of the store with libvirt, on libvirt's own test driver: no guest
 /// needs to run for orphans and vanished domains.

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Which caller each route accepts, as its registration declares (`APIRouter`): every route the
 /// router has is in the table below with the access it must have, so that a new route, or a

@@ -2,6 +2,7 @@ import Foundation
 import Libvirt
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Caching, coalescing and expiry of `ScreenshotCache`, with a counting capture closure that
 /// returns real PPM or PNG bytes, and with a real LibvirtClient on the test driver.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Appliance
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Defaults, then the config file, then flags; bad values are clear errors, not ignored.
 @Suite struct ServeConfigTests {

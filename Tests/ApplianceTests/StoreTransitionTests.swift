@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The pool's state machine as stored in a real SQLite file.
 @Suite struct StoreTransitionTests {

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// A fresh directory that QEMU (user libvirt-qemu) can traverse, removed by the caller.
 func makeTemporaryDirectory(_ label: String) throws -> String {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// The pool VM's edges: the table (state, event) -> next state, and the store's refusal of
 /// anything else.

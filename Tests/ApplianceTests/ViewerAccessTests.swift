@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VNCBridge
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Viewer tokens on a real SQLite store: what a token grants, when it dies, and the sweep that
 /// ends open sessions whose access has ended.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Libvirt
+import VMCloudCore
 
 /// Every error the API answers: `{"error": CODE, "message": TEXT}` with a fitting status.
 package struct APIError: HTTPResponseError {

@@ -1,3 +1,4 @@
+import VMCloudCore
 /// The paths and methods the OpenAPI document declares, to tell "no such path" (404) from "no
 /// such method on this path" (405 with `Allow`): Hummingbird's router answers 404 for both.
 /// The document is the list because `OpenAPIDocumentTests` proves every operation in it routed.

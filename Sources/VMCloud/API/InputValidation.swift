@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import VMCloudCore
 
 /// Strict parsing of everything the API takes from a path, query or body. Each failure names
 /// the parameter and what was wrong, and happens before anything is changed.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// JSON responses with one encoder for the whole API (ISO 8601 dates, sorted keys).
 enum JSONBody {

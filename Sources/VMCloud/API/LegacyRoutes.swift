@@ -1,5 +1,6 @@
 import AgentProtocol
 import Hummingbird
+import VMCloudCore
 
 /// The six vmcloud endpoints of the seed, byte for byte: POSTs take no body; "returns nothing"
 /// is a 200 with an empty body; ids are returned as bare JSON numbers (e.g. `17`). Their control

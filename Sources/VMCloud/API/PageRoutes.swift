@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// Captured pages: per handle, and each page's screenshot and MHTML (streamed from the blob
 /// store through Hummingbird's FileIO, off the event loop).

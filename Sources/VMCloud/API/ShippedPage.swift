@@ -1,4 +1,5 @@
 import Hummingbird
+import VMCloudCore
 
 extension InstalledFiles {
     /// A shipped page (static/*.html) as the answer to a GET, never cached: a 500 `missing_file`

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// The JSON API under /v1 (described in docs/openapi.yaml): the pool operations with JSON bodies
 /// plus listings of VMs, batches, handles and events.

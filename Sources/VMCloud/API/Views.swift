@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import VMCloudCore
 
 /// The JSON shapes the API returns. Field names are part of the contract (see docs/openapi.yaml).
 struct VMView: Encodable, Equatable {

@@ -4,6 +4,7 @@ import Foundation
 import Libvirt
 import Logging
 import NIOPosix
+import VMCloudCore
 
 /// The appliance's object graph, wired once from a config: `buildApplication` serves it, the
 /// test harness drives its router, the reconcile benchmark times its reconciler. Nothing here

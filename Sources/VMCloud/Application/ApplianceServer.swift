@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import VMCloudCore
 
 /// `appliance serve`: the metrics backend, the logger, then the application until SIGTERM/SIGINT.
 package struct ApplianceServer {

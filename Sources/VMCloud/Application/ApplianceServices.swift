@@ -1,6 +1,7 @@
 import AudioRelay
 import Libvirt
 import ServiceLifecycle
+import VMCloudCore
 
 /// Runs the pool's reconcile loop for the lifetime of the server.
 struct PoolService: Service {

@@ -1,6 +1,7 @@
 import AudioRelay
 import Foundation
 import Logging
+import VMCloudCore
 
 enum AudioStartup {
     /// The audio relay with its PulseAudio daemon, unless audio is off.

@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
+import VMCloudCore
 
 /// The application `appliance serve` runs: the parts wired from `config`, their routes, and the
 /// long-running parts as services.

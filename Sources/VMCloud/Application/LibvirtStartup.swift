@@ -1,5 +1,6 @@
 import Libvirt
 import Logging
+import VMCloudCore
 
 /// The start-up steps that need libvirtd, which may still be (re)starting, as after a host
 /// boot or a daemon restart.

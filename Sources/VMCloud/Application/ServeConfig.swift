@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import VMCloudCore
 
 /// `appliance serve`'s settings: defaults, overridden by a JSON config file, overridden by flags.
 package struct ServeConfig: Equatable, Sendable {

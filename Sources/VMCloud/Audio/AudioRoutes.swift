@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
+import VMCloudCore
 
 /// A VM's audio for the holder of one of its handle's tokens (audio, control or view):
 /// `GET /audio/{token}` (Ogg/Opus over HTTP), `GET /audio/{token}/ws` (one Opus packet per

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 import NIOCore
 import OggOpus
 import Synchronization
+import VMCloudCore
 
 /// Writes one listener's audio to a client, as an Ogg/Opus HTTP body or as WebSocket messages.
 /// Both stop when `until` returns (access revoked) or the client goes away.

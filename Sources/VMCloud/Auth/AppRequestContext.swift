@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// The request context of the API router: Hummingbird's core context, the peer's address
 /// (for the trusted-network rule) and the caller once AuthMiddleware has admitted it.

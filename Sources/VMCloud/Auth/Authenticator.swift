@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// Establishes who sent a request: a bearer key, a signed request (RequestSignature), a `key`
 /// query parameter where old callers need one, or, for the six vmcloud endpoints only, an

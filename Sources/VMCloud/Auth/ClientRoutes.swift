@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// `/v1/clients`: registering clients (admin), their keys and their statistics.
 struct ClientRoutes {

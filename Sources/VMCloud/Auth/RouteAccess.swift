@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// Which caller a route accepts, declared where the route is registered (`APIRouter`) and
 /// applied by AuthMiddleware before the route runs. Rules that depend on a row (whose batch,

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Synchronization
+import VMCloudCore
 
 /// The access each route declared at registration, keyed as the router names the route it
 /// matched (`context.endpointPath`: the route's whole path as registered).

@@ -1,6 +1,7 @@
 import Foundation
 import Libvirt
 import Logging
+import VMCloudCore
 
 /// The machine reconciler at scale on libvirt's test driver (real libvirt code, no guests):
 /// N generic VMs started, steady passes timed, domains killed behind its back and replaced.

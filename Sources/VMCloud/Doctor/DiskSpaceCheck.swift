@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import VMCloudCore
 #endif
 
 /// Free space where VM overlays and captures grow: warn under 10 GiB, fail under 2 GiB.

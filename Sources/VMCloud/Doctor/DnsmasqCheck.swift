@@ -1,5 +1,6 @@
 import Foundation
 import Libvirt
+import VMCloudCore
 
 /// libvirt's NAT network hands guests their addresses through dnsmasq; `dhcp_release` hands a
 /// destroyed VM's address back (DomainTeardown.swift), without which a pool that replaces its VMs

@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// One check's result: what was looked at, the verdict, and for warn/fail what to do.
 package struct DoctorFinding: Codable, Sendable, Equatable {

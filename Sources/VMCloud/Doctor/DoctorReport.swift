@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// All findings, printable for a terminal or as JSON for scripts.
 package struct DoctorReport: Codable, Sendable {

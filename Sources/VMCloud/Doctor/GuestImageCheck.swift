@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// The image `serve` boots its VMs from.
 struct GuestImageCheck: DoctorCheck {

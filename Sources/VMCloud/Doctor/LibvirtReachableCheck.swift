@@ -1,5 +1,6 @@
 import Foundation
 import Libvirt
+import VMCloudCore
 
 /// Connects through the appliance's own libvirt client, as `serve` would (but without its minute of retries).
 struct LibvirtReachableCheck: DoctorCheck {

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import VMCloudCore
 #endif
 
 /// Whether `serve --listen` can bind: free, held by a running appliance (fine: it is this

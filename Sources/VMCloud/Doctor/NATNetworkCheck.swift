@@ -1,5 +1,6 @@
 import Foundation
 import Libvirt
+import VMCloudCore
 
 /// `serve --network nat` (the default) puts guests on libvirt's network "default"; it starts
 /// the network itself when defined but inactive, so only a missing definition is a failure.

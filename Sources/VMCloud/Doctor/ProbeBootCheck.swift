@@ -1,6 +1,7 @@
 import Foundation
 import Libvirt
 import Logging
+import VMCloudCore
 
 /// Boots AccelProbe's throwaway guest under one accelerator: the verdict is whether the kernel
 /// really printed its banner before the deadline, never whether /dev/kvm exists.

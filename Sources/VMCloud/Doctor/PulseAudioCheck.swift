@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// What `serve --audio` (the default) needs: the pulseaudio daemon it starts privately and
 /// QEMU's PulseAudio backend, without which QEMU refuses every VM with a sound card.

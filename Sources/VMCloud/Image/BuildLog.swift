@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// Progress output of an image build: numbered steps with the time each took and the time
 /// since the build started, so a slow step is obvious in the log.

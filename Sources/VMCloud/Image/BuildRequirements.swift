@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VMCloudCore
 
 /// Checks, before anything is written, that the build can succeed on this host: root, the
 /// tools (with the apt-get command that installs them) and free space in the work directory.

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import VMCloudCore
 #endif
 
 /// The kernel file systems a chroot needs for package scripts (update-initramfs, udev, dbus):

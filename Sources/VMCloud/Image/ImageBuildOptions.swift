@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// What `appliance image build` was asked to do, with paths already absolute.
 package struct ImageBuildOptions: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// `appliance image build`: a Debian 12 root file system (debootstrap, cached), provisioned by
 /// init.sh in a chroot, packed into an ext4 qcow2 with the kernel and initramfs next to it.

@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// The vmcloud source tree, when the appliance runs from one: it supplies the default
 /// init.sh and builds the default guest agent. An installed appliance has none and the user

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import VMCloudCore
 
 /// Runs the build's external tools (debootstrap, chroot, mkfs.ext4, qemu-img, swift) in the
 /// foreground with Foundation's Process, streaming their output line by line with a prefix.

@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// The config file the unit starts serve with: the defaults written out, so that an operator
 /// sees what to edit. Keys are ServeConfig's file keys.

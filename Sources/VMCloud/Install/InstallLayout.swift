@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// Where `appliance install` puts things, under an optional root (DESTDIR) so that a test or a
 /// package build can install into a scratch tree. Paths inside files are the host's, not the root's.

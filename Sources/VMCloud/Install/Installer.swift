@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import VMCloudCore
 #endif
 
 /// Lays out the installed files; each step says what it did.

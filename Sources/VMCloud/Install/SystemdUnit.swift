@@ -1,3 +1,4 @@
+import VMCloudCore
 /// The service unit: after libvirtd (serve waits a minute for it anyway), restarted when it
 /// crashes. Stopping it leaves the VMs running; the next start adopts them.
 enum SystemdUnit {

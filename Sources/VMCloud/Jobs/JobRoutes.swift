@@ -1,6 +1,7 @@
 import AgentProtocol
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// `/v1/jobs`: the capture-job queue. An application sees its own jobs; an admin sees all.
 struct JobRoutes {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// Generic VMs under `/v1/vms` (docs/openapi.yaml), for operators: create, status, modify,
 /// suspend, resume, stop, start, destroy. A VM is addressed by uuid or name; an all-digit

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// VRun's viewer{type, project}: `PUT /v1/viewers/{project}/{kind}` ensures that exactly one VM
 /// exists for that key, however many calls race and across restarts (the store's partial unique

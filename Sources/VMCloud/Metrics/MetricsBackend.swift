@@ -1,6 +1,7 @@
 import Libvirt
 import Metrics
 import Prometheus
+import VMCloudCore
 import VNCBridge
 
 /// The process's metrics backend: every swift-metrics handler (ours and the libraries') lands

@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// `GET /metrics`: the Prometheus text format (admin key; a scraper sends it as a bearer token).
 struct MetricsRoutes {

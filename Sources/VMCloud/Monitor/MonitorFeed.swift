@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// The monitor page's live feed: server-sent events carrying a snapshot of the pool's VMs
 /// (`event: vms`), sent when it changes and checked once a second. A comment line every 5 s

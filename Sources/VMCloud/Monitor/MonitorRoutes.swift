@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// The operator's monitor: the page itself (open, like viewer.html; every call it makes needs
 /// the admin key), its live feed, the host figures and viewer links for any locked VM.

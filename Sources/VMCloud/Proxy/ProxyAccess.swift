@@ -1,3 +1,4 @@
+import VMCloudCore
 /// Who may go through the proxy to a resource. `/smart_proxy/{id}/{groups}/...`: the caller
 /// claims groups in the URL; each must be one the client holds and together they must cover the
 /// resource's required groups. `/r/{id}/...`: the client's own groups must cover them. Refused

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import NIOCore
+import VMCloudCore
 
 /// `/r/{id}/...` and `/smart_proxy/{id}/{groups}/...`, every method: check the caller (401,
 /// 404, 403 before anything starts), wake the resource's VM (ResourceWaker), forward

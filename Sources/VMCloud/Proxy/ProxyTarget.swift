@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// What a proxy URL names: `/r/{id}/{rest}` or `/smart_proxy/{id}/{groups}/{rest}` (the seed's
 /// form). Taken from the raw request path, so the rest is forwarded exactly as sent; the query

@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
+import VMCloudCore
 import WSClient
 
 /// WebSocket upgrades on `/r/{id}/...` and `/smart_proxy/{id}/{groups}/...` (the server's

@@ -1,4 +1,5 @@
 import Foundation
+import VMCloudCore
 
 /// The body of `POST /v1/resources`: the resource's id, guest port, required groups and idle
 /// timeout, and its VM (an image, or a kernel and initrd booted directly, with the generic

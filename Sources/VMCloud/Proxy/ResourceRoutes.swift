@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import VMCloudCore
 
 /// `POST/GET /v1/resources`, `GET/DELETE /v1/resources/{id}`: registering smart proxy
 /// resources (admin only). A resource's VM is made on its first request, not here.

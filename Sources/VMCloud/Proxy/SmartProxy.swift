@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import VMCloudCore
 
 /// The smart proxy's parts, made once by ApplianceParts.wire: the waker (start once, wait, idle
 /// accounting), the forwarder (the one HTTP client) and the idle stopper; their routes and

@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import VMCloudCore
 
 /// Forwards one HTTP request to a resource's upstream and streams the answer back. Owns the
 /// one HTTPClient of the proxy and shuts it down with the server (a Service).

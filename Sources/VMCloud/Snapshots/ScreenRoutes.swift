@@ -1,5 +1,6 @@
 import Hummingbird
 import Libvirt
+import VMCloudCore
 
 /// A running VM's screen as PNG: full size for operators, thumbnails for the monitor page. Both
 /// come from `ScreenshotCache`, so polling costs the VMs at most one capture per TTL.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import VMCloudCore
 import VNCBridge
 
 /// Who may open which VM's screen: checks viewer tokens against the store, remembers the open

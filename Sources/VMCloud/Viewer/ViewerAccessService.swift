@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import VMCloudCore
 
 /// Ends bridge sessions soon after their access ends (release, cancel, VM loss, reset), from
 /// whichever path ended it: a pass every `period` over the open sessions, one indexed query,

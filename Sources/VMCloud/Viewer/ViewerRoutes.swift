@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import HummingbirdWebSocket
 import NIOCore
+import VMCloudCore
 import VNCBridge
 
 /// The worker's way to a VM's screen: the viewer page, noVNC's files (from Debian's `novnc`

@@ -4,6 +4,7 @@ import Testing
 import FoundationNetworking
 #endif
 @testable import VMCloud
+@testable import VMCloudCore
 
 /// Client keys against the real binary over real sockets: the six vmcloud endpoints stay open to
 /// a control app on a trusted network (loopback by default) and nothing else does; `?key=`;
