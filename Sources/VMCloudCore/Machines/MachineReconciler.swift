@@ -235,6 +235,9 @@ package actor MachineReconciler {
             if try await store.machineHello(machine: id, ip: ip, agentVersion: message.agentVersion) {
                 logger.info("machine agent hello", metadata: ["machine": "\(id)", "ip": "\(ip ?? "-")"])
             }
+        } catch is CancellationError {
+            // The session closed (the VM is stopping) while the hello waited for its lease.
+            logger.debug("machine agent hello dropped: its session closed", metadata: ["machine": "\(id)"])
         } catch {
             logger.error("recording a machine's hello failed", metadata: ["machine": "\(id)", "error": "\(error)"])
         }

@@ -349,6 +349,9 @@ package actor Pool {
                     logger.info("VM idle", metadata: ["vm": "\(id)", "ip": "\(ip ?? "-")"])
                 }
                 kick()
+            } catch is CancellationError {
+                // The session closed (the VM is failing or being destroyed) while the hello waited.
+                logger.debug("agent hello dropped: its session closed", metadata: ["vm": "\(id)"])
             } catch {
                 logger.error("recording agent hello failed", metadata: ["vm": "\(id)", "error": "\(error)"])
             }
