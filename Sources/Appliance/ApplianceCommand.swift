@@ -1,5 +1,4 @@
 import ArgumentParser
-import VMCloudCore
 
 @main
 struct ApplianceCommand: AsyncParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import VMCloud
-import VMCloudCore
 
 struct InstallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

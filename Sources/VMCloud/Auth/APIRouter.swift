@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import VMCloudCore
 
 /// The API router as the routes files see it: a route can only be registered with the access it
 /// accepts (`RouteAccess`), which AuthMiddleware applies to the route the router matched. Not a

@@ -1,5 +1,4 @@
 import Hummingbird
-import VMCloudCore
 
 /// Runs before every route, and for requests that match none: admits the caller under the
 /// access the matched route declared at its registration (`APIRouter`), and puts who it is in

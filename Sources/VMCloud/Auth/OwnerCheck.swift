@@ -1,4 +1,3 @@
-import VMCloudCore
 extension AppRequestContext {
     /// The caller may act on what `owner` made; otherwise `hidden` is thrown (a 404, so that
     /// another client's ids do not leak).

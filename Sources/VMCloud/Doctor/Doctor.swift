@@ -1,5 +1,4 @@
 import Foundation
-import VMCloudCore
 
 /// `appliance doctor`: every host check for a serve configuration, run one after another (the
 /// two probe boots should not compete for the CPU).
