@@ -29,7 +29,7 @@ struct APIHarness {
     init() async throws {
         directory = try makeTemporaryDirectory("api")
         // The guest image is never booted here: an empty disk file is enough to load it.
-        FileManager.default.createFile(atPath: directory + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/disk.qcow2", contents: Data())
         var config = ServeConfig()
         config.stateDir = directory
         config.image = directory

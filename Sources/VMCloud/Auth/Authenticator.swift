@@ -62,8 +62,9 @@ final class Authenticator: Sendable {
         let headers = request.headers
         do {
             signature = try RequestSignature.parse { name in HTTPField.Name(name).flatMap { headers[$0] } }
-        } catch let failure as AuthFailure {
-            throw Self.unauthorized(failure)
+        } catch {
+            // parse throws only AuthFailure (typed throws).
+            throw Self.unauthorized(error)
         }
         if let signature { return try await verify(signature, &request) }
         if allowance.queryKey, let key = request.uri.queryParameters.get("key") {

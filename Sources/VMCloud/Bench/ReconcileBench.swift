@@ -26,7 +26,7 @@ package struct ReconcileBench {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // The appliance's own wiring over the test driver; its services do not run: the bench
         // calls the reconciler's passes itself. No guest is booted, so an empty image will do.
-        FileManager.default.createFile(atPath: dir + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: dir + "/disk.qcow2", contents: Data())
         var config = ServeConfig()
         config.stateDir = dir
         config.image = dir
