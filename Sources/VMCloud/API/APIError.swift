@@ -65,8 +65,6 @@ package struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(refusal)
         } catch let error as StoreError {
             throw APIError.notFound(error.description)
-        } catch let error as PoolError {
-            throw APIError(status: .conflict, code: error.code, message: error.description)
         } catch MachineStoreError.notFound(let ref) {
             throw APIError.notFound("no VM '\(ref.prefix(64))'")
         } catch let error as MachineStoreError {

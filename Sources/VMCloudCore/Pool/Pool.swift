@@ -141,7 +141,7 @@ package actor Pool {
     package func requireRunning(_ id: Int64) async throws -> VMRecord {
         guard let vm = try await store.vm(id) else { throw StoreError.vmNotFound(id) }
         guard vm.state.isLive, vm.state != .pending else {
-            throw PoolError.vmNotRunning(id, vm.state)
+            throw Refusal.conflict(code: "vm_not_running", "VM \(id) is \(vm.state.rawValue)")
         }
         return vm
     }
@@ -151,7 +151,7 @@ package actor Pool {
     private func requireAgent(_ id: Int64) async throws {
         let vm = try await requireRunning(id)
         guard vm.state != .booting else {
-            throw PoolError.vmNotReady(id)
+            throw Refusal.conflict(code: "vm_not_ready", "VM \(id) is booting: its agent has not said hello yet")
         }
     }
 
