@@ -28,15 +28,7 @@ struct APIHarness {
 
     init() async throws {
         directory = try makeTemporaryDirectory("api")
-        // The guest image is never booted here: an empty disk file is enough to load it.
-        _ = FileManager.default.createFile(atPath: directory + "/disk.qcow2", contents: Data())
-        var config = ServeConfig()
-        config.stateDir = directory
-        config.image = directory
-        config.libvirtURI = "test:///default"
-        config.accel = .tcg
-        config.network = .user
-        config.audio = false
+        var config = ServeConfig.onTestDriver(directory: directory)
         config.memoryMiB = 128
         config.vcpus = 1
         var logger = Logger(label: "test")

@@ -25,15 +25,8 @@ package struct ReconcileBench {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // The appliance's own wiring over the test driver; its services do not run: the bench
-        // calls the reconciler's passes itself. No guest is booted, so an empty image will do.
-        _ = FileManager.default.createFile(atPath: dir + "/disk.qcow2", contents: Data())
-        var config = ServeConfig()
-        config.stateDir = dir
-        config.image = dir
-        config.libvirtURI = "test:///default"
-        config.accel = .tcg
-        config.network = .user
-        config.audio = false
+        // calls the reconciler's passes itself.
+        var config = ServeConfig.onTestDriver(directory: dir)
         config.reconcileInterval = 3600
         var logger = Logger(label: "bench")
         logger.logLevel = .error
