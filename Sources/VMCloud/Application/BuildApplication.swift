@@ -24,19 +24,19 @@ extension ApplianceParts {
                 webSocketRouter: webSockets,
                 configuration: .init(ws: ViewerRoutes.webSocketConfiguration)),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "vmcloud-appliance"),
-            services: services,
+            services: makeServices(),
             onServerRunning: { channel in
                 runningLogger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: logger)
     }
 
-    /// The long-running parts, read once, by `application()`: each read subscribes to the watch
-    /// again, and a subscription nobody reads would buffer forever. Each is restarted when it
+    /// The long-running parts, made once, by `application()`: each call subscribes the engines to
+    /// the watch again, and a subscription nobody reads would buffer forever. Each is restarted when it
     /// throws: an outside fault must not end the service group. The group stops services in
     /// reverse order, so the first one, which closes libvirt, the agent sessions and the audio
     /// daemon, stops after all that use them.
-    var services: [any Service] {
+    func makeServices() -> [any Service] {
         [ClosingService(libvirt: libvirt, agents: agents, audio: audio)]
             + ([DomainWatchService(watch: watch),
                 PoolService(pool: pool, news: watch.subscribe()), MachineReconcilerService(reconciler: reconciler, news: watch.subscribe()),

@@ -38,8 +38,6 @@ package actor GuestAgents {
         return session
     }
 
-    package func isOpen(_ owner: DomainOwner) -> Bool { sessions[owner] != nil }
-
     /// Ends `owner`'s session: its pending requests fail.
     package func close(_ owner: DomainOwner) async {
         await sessions.removeValue(forKey: owner)?.close()
