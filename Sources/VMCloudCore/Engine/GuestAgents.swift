@@ -38,6 +38,9 @@ package actor GuestAgents {
         return session
     }
 
+    /// Whether `owner`'s guest has a session (connected or reconnecting).
+    package func isOpen(_ owner: DomainOwner) -> Bool { sessions[owner] != nil }
+
     /// Ends `owner`'s session: its pending requests fail.
     package func close(_ owner: DomainOwner) async {
         await sessions.removeValue(forKey: owner)?.close()

@@ -76,6 +76,7 @@ extension MachineReconciler {
         _ = try await libvirt.createTransientDomain(xml: xml)
         let status: MachineStatus = spec.runAgent ? .installing : .running
         try await store.setStatus(machine: id, from: [.starting], to: status, agentSeen: false, event: "domain \(machine.domainName) started")
+        await TestGate.pass("machine-started")
         await attachAgent(machine)
     }
 

@@ -143,8 +143,11 @@ package actor MachineReconciler {
                 domains[domain.name] = dead.contains(domain.name) ? .crashed : domain.state
             }
             let now = Date()
-            for row in rows where row.status != .destroyed {
-                guard !busy.contains(row.id), let action = MachinePlan.next(row, domain: domains[row.domainName]) else { continue }
+            for row in rows where row.status != .destroyed && !busy.contains(row.id) {
+                guard let action = MachinePlan.next(row, domain: domains[row.domainName]) else {
+                    try await ensureAgent(row)
+                    continue
+                }
                 if let failure = failures[row.id], !failure.allows(at: now) { continue }
                 guard let machine = try await store.machine(row.id) else { continue }
                 actions += 1
@@ -220,6 +223,16 @@ package actor MachineReconciler {
             .machine(id), socketPath: files(id).agentSocket,
             onMessage: { [weak self] message in await self?.agentMessage(id, message) },
             onReject: { reason in try? await store.recordMachine("agent.rejected", machine: id, reason) })
+    }
+
+    /// A VM whose domain runs as it should but whose agent nobody listens to (the appliance was
+    /// restarted, or killed between the domain's start and the attach) gets its session: the
+    /// session's hello on connect brings the guest's answer, and with it the IP.
+    private func ensureAgent(_ row: MachinePlan.Row) async throws {
+        guard row.runAgent, [.installing, .running, .suspended].contains(row.status), !(await agents.isOpen(.machine(row.id))),
+              let machine = try await store.machine(row.id) else { return }
+        logger.info("attaching the agent of a running machine", metadata: ["machine": "\(row.id)"])
+        await attachAgent(machine)
     }
 
     package func closeAgent(_ id: Int64) async {

@@ -151,6 +151,32 @@ import Glibc
         }
     }
 
+    /// The appliance killed between a domain's start and its agent attach, then started again:
+    /// the VM keeps its domain, and the restarted appliance attaches its agent (so the guest's
+    /// hello moves it to running with its IP) instead of leaving it installing for ever.
+    @Test func aRestartAttachesTheAgentOfARunningDomain() async throws {
+        let parent = try makeTemporaryDirectory("machine-gates")
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let gates = try TestGates(in: parent, holding: ["machine-started"])
+        try await withAppliance("machines-restart", environment: gates.environment) { run in
+            let api = run.api
+            _ = try Self.stockImageStore(run)
+            let created = try await api.object("POST", "/v1/vms", Self.spec("gen3"), status: 201)
+            let uuid = try #require(created["uuid"] as? String)
+            try await gates.reached("machine-started")
+            #expect(try await Self.status(api, uuid)["status"] as? String == "installing")
+            let domains = try virshDomainNames(prefix: run.prefix + "m")
+            #expect(domains.count == 1, "the domain runs: \(domains)")
+
+            run.appliance.kill9()
+            try await run.appliance.start()
+            try await Self.waitStatus(api, uuid, "running", timeout: 90)
+            let running = try await Self.status(api, uuid)
+            #expect(running["ip"] as? String != nil, "\(running)")
+            #expect(try virshDomainNames(prefix: run.prefix + "m") == domains, "the same domain, adopted")
+        }
+    }
+
     @Test func badSpecsAreRefusedClearly() async throws {
         try await withAppliance("machines-bad") { run in
             let api = run.api
