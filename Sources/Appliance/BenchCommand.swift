@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [ReconcileBenchCommand.self])
 }
 
-/// The machine reconciler at scale on libvirt's test driver (real libvirt code, no guests):
+/// The VM engine at scale on libvirt's test driver (real libvirt code, no guests):
 /// N generic VMs started, steady passes timed, domains killed behind its back and replaced.
 /// The baseline is what a poller without one listing would do: a libvirt state call per VM.
 struct ReconcileBenchCommand: AsyncParsableCommand {
@@ -21,7 +21,7 @@ struct ReconcileBenchCommand: AsyncParsableCommand {
 
     @Option(help: "Generic VMs to create.") var vms = 1000
     @Option(help: "Steady passes to time.") var passes = 30
-    @Option(help: "Domains to destroy behind the reconciler's back.") var kill = 100
+    @Option(help: "Domains to destroy behind the engine's back.") var kill = 100
     @Option(help: "Write RESULTS.md and results.json into this directory.") var out: String?
 
     func run() async throws {

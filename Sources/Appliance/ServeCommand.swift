@@ -56,7 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Give every VM a sound card whose output the audio relay streams to /audio/{token} (runs a private PulseAudio daemon). (default: on)")
     var audio: Bool?
 
-    @Option(help: "Seconds between polls of every generic VM by the machine reconciler (it also runs after every change and libvirt event). (default: 5)")
+    @Option(help: "Seconds between the VM engine's passes when nothing triggers one (it also runs after every change, hello and libvirt event, and when a linger or boot timeout ends). (default: 5)")
     var reconcileInterval: Double?
 
     @Option(name: .customLong("trusted-network"), help: "A network (ADDRESS/PREFIX) whose unauthenticated calls to the six vmcloud endpoints are allowed; repeat for more. (default: 127.0.0.0/8 and ::1/128)")

@@ -20,6 +20,7 @@ struct APIHarness {
     let adminKey: String
 
     var pool: Pool { parts.pool }
+    var engine: VMEngine { parts.engine }
     var blobs: BlobStore { parts.blobs }
     var viewer: ViewerAccess { parts.viewer }
     var libvirt: LibvirtClient { parts.libvirt }

@@ -31,7 +31,7 @@ import Testing
         let (hostile, good) = (ids[0], ids[1])
         defer { guests.values.forEach { $0.close() } }
 
-        try await harness.pool.resync()
+        await harness.engine.pass()
         try await eventually("both guests said hello", timeout: 10) {
             try await store.vms().allSatisfy { $0.state == .idle }
         }

@@ -74,4 +74,19 @@ import Testing
         #expect(lost.state == .failed && lost.lastError?.hasPrefix("vm_lost") == true)
         #expect(try await store.vm(vm1)?.jobId == nil)
     }
+
+    /// A VM whose reset just made it idle is still busy in the engine (its work has not ended):
+    /// neither a job nor a batch may take it in that pass, or its new work could not start and
+    /// the job would wait on it for ever. The next pass takes it.
+    @Test func aBusyIdleVMIsNeitherClaimedNorGranted() async throws {
+        let (store, dir) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vm = try await makeIdleVM(store)
+        _ = try await store.createJob(client: nil, url: "http://a.test/", cookies: [], waitForText: nil, timeoutMs: 5000, maxAttempts: 3)
+        _ = try await store.createBatch(size: 1, homepage: "http://b.test/")
+        #expect(try await store.claimJobs(excluding: [vm]).isEmpty)
+        #expect(try await store.grantIdleVMs(excluding: [vm]).isEmpty)
+        #expect(try await store.vm(vm)?.state == .idle)
+        #expect(try await store.claimJobs().map(\.vmId) == [vm])
+    }
 }

@@ -71,4 +71,18 @@ import Testing
         let starting = [vm(1, .pending), vm(2, .booting), vm(3, .idle)]
         #expect(PoolPlanner.plan(size: huge, vms: starting, openBatches: [], now: now, bootTimeout: 60, maxConcurrentBoots: 8).boot == 6)
     }
+
+    /// The plan says when time alone will change it, so the engine looks again then and not on
+    /// a fixed tick: the next idle VM above min to pass its linger, or the next boot to time out.
+    @Test func looksAgainWhenALingerOrABootTimeoutEnds() {
+        let lingering = plan(PoolSize(min: 1, max: 10, lingerMs: 5000), [vm(1, .idle, idleFor: 2), vm(2, .idle, idleFor: 4)])
+        #expect(lingering.destroy.isEmpty)
+        #expect(lingering.lookAgainAt.map { abs($0.timeIntervalSince(now.addingTimeInterval(1))) < 0.001 } == true,
+                "VM 2 lingers 1 s more: \(String(describing: lingering.lookAgainAt))")
+        // At min, nothing lingers out: no deadline.
+        #expect(plan(PoolSize(min: 2, max: 10, lingerMs: 5000), [vm(1, .idle, idleFor: 2), vm(2, .idle, idleFor: 4)]).lookAgainAt == nil)
+        // A boot 5 s into a 60 s timeout: look again in 55 s; the one already timed out does not count.
+        let booting = plan(PoolSize(min: 2, max: 2, lingerMs: 0), [vm(1, .booting, inStateFor: 61), vm(2, .booting, inStateFor: 5)])
+        #expect(booting.lookAgainAt.map { abs($0.timeIntervalSince(now.addingTimeInterval(55))) < 0.001 } == true)
+    }
 }

@@ -35,7 +35,7 @@ struct V1Routes {
             case "generic":
                 guard let machines else { throw APIError.notFound("generic VMs are not enabled") }
                 let all = try await machines.store.machines(includeDestroyed: destroyed.first == "true")
-                return JSONBody.response(all.map { MachineView($0, files: machines.reconciler.files($0.id!)) })
+                return JSONBody.response(all.map { MachineView($0, files: machines.role.files($0.id!)) })
             default: throw APIError.badRequest("kind must be pool or generic")
             }
         }

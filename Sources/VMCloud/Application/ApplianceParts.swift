@@ -7,7 +7,7 @@ import NIOPosix
 import VMCloudCore
 
 /// The appliance's object graph, wired once from a config: `buildApplication` serves it, the
-/// test harness drives its router, the reconcile benchmark times its reconciler. Nothing here
+/// test harness drives its router, the reconcile benchmark times its engine. Nothing here
 /// runs yet: the services do, under the application's service group.
 package struct ApplianceParts: Sendable {
     package let config: ServeConfig
@@ -19,9 +19,9 @@ package struct ApplianceParts: Sendable {
     let hypervisor: Hypervisor
     let blobs: BlobStore
     let agents: GuestAgents
-    let reconciler: MachineReconciler
     let machines: MachineService
     let pool: Pool
+    let engine: VMEngine
     let watch: DomainWatch
     let viewer: ViewerAccess
     let screens: ScreenshotCache
@@ -65,21 +65,25 @@ package struct ApplianceParts: Sendable {
         let blobs = try BlobStore(root: state.blobsDir)
         let images = ImageStore(root: state.imagesDir)
         let agents = GuestAgents(group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let reconciler = MachineReconciler(
+        let trigger = PassTrigger()
+        let role = MachineRole(
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: Hypervisor.qemuImg),
-            network: config.network, settings: .init(pollInterval: config.reconcileInterval),
-            agents: agents, logger: logger)
-        let machines = MachineService(reconciler: reconciler, images: images, kvmUsable: accelerator == .kvm)
+            network: config.network, agents: agents, trigger: trigger, logger: logger)
+        let machines = MachineService(role: role, images: images, kvmUsable: accelerator == .kvm)
+        let settings = PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout)
         let pool = Pool(
             store: store, hypervisor: hypervisor, captures: CaptureReceiver(blobs: blobs, logger: logger),
-            settings: PoolSettings(bootTimeout: config.bootTimeout, agentTimeout: config.agentTimeout),
-            agents: agents, logger: logger)
+            settings: settings, agents: agents, trigger: trigger, logger: logger)
+        let engine = VMEngine(
+            store: store, libvirt: libvirt, roles: [pool, role], agents: agents, trigger: trigger,
+            reaper: Reaper(store: store, hypervisor: hypervisor), pollInterval: config.reconcileInterval,
+            reapInterval: settings.reapInterval, logger: logger)
         let viewer = ViewerAccess(
             tokens: try AccessTokens.load(path: state.viewerSecret), store: store, publicURL: config.publicURL,
             vncSocket: { [state] in state.vncSocket(vm: $0) })
         return ApplianceParts(
             config: config, logger: logger, state: state, store: store, libvirt: libvirt, audio: audio, hypervisor: hypervisor,
-            blobs: blobs, agents: agents, reconciler: reconciler, machines: machines, pool: pool,
+            blobs: blobs, agents: agents, machines: machines, pool: pool, engine: engine,
             watch: DomainWatch(libvirt: libvirt, instanceId: store.instanceId), viewer: viewer,
             screens: ScreenshotCache { try await libvirt.screenshot(domainName: $0) },
             audioRoutes: AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) }),

@@ -3,23 +3,13 @@ import Libvirt
 import ServiceLifecycle
 import VMCloudCore
 
-/// Runs the pool's reconcile loop for the lifetime of the server.
-struct PoolService: Service {
-    let pool: Pool
+/// Runs the one reconciler of every VM for the lifetime of the server.
+struct VMEngineService: Service {
+    let engine: VMEngine
     let news: AsyncStream<DomainNews>
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await pool.run(news: news) }
-    }
-}
-
-/// Runs the generic VMs' reconciler for the lifetime of the server.
-struct MachineReconcilerService: Service {
-    let reconciler: MachineReconciler
-    let news: AsyncStream<DomainNews>
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { try await reconciler.run(news: news) }
+        try await cancelWhenGracefulShutdown { try await engine.run(news: news) }
     }
 }
 

@@ -31,7 +31,7 @@ extension ApplianceParts {
             logger: logger)
     }
 
-    /// The long-running parts, made once, by `application()`: each call subscribes the engines to
+    /// The long-running parts, made once, by `application()`: each call subscribes the engine to
     /// the watch again, and a subscription nobody reads would buffer forever. Each is restarted when it
     /// throws: an outside fault must not end the service group. The group stops services in
     /// reverse order, so the first one, which closes libvirt, the agent sessions and the audio
@@ -39,7 +39,7 @@ extension ApplianceParts {
     func makeServices() -> [any Service] {
         [ClosingService(libvirt: libvirt, agents: agents, audio: audio)]
             + ([DomainWatchService(watch: watch),
-                PoolService(pool: pool, news: watch.subscribe()), MachineReconcilerService(reconciler: reconciler, news: watch.subscribe()),
+                VMEngineService(engine: engine, news: watch.subscribe()),
                 ViewerAccessService(access: viewer, logger: logger),
                 RequestCounterService(counter: requestCounter, store: store, logger: logger)] + proxy.services)
             .map { $0.restarting(as: "\(type(of: $0))", logger: logger) }
@@ -57,7 +57,7 @@ extension ApplianceParts {
         ClientRoutes(store: store).register(on: api)
         LegacyRoutes(pool: pool, defaultCookies: config.defaultCookies, viewer: viewer).register(on: api)
         V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: api)
-        MachineRoutes(machines: machines).register(on: api)
+        MachineRoutes(machines: machines, engine: engine).register(on: api)
         ViewerLaunchRoutes(machines: machines).register(on: api)
         PageRoutes(pool: pool, blobs: blobs).register(on: api)
         JobRoutes(pool: pool).register(on: api)

@@ -28,8 +28,8 @@ package struct ServeConfig: Equatable, Sendable {
     package var publicURL: String?
     /// Whether VMs get a sound card whose output the audio relay streams (needs PulseAudio).
     package var audio = true
-    /// Seconds between the machine reconciler's polls of every generic VM (it also runs on
-    /// every API change and every libvirt event).
+    /// Seconds between the VM engine's passes when nothing triggers one (it also runs on every
+    /// API change, guest hello and libvirt event, and when a linger or boot timeout ends).
     package var reconcileInterval: Double = 5
     /// Networks whose unauthenticated calls to the six vmcloud endpoints are allowed.
     var trustedNetworks: TrustedNetworks = .loopback

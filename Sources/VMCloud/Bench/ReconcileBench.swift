@@ -3,7 +3,7 @@ import Libvirt
 import Logging
 import VMCloudCore
 
-/// The machine reconciler at scale on libvirt's test driver (real libvirt code, no guests):
+/// The VM engine at scale on libvirt's test driver (real libvirt code, no guests):
 /// N generic VMs started, steady passes timed, domains killed behind its back and replaced.
 /// The baseline is what a poller without one listing would do: a libvirt state call per VM.
 package struct ReconcileBench {
@@ -25,13 +25,13 @@ package struct ReconcileBench {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // The appliance's own wiring over the test driver; its services do not run: the bench
-        // calls the reconciler's passes itself.
+        // calls the engine's passes itself.
         var config = ServeConfig.onTestDriver(directory: dir)
         config.reconcileInterval = 3600
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let parts = try await ApplianceParts.wire(config, logger: logger)
-        let (store, libvirt, reconciler) = (parts.store, parts.libvirt, parts.reconciler)
+        let (store, libvirt, engine) = (parts.store, parts.libvirt, parts.engine)
         let images = ImageStore(root: parts.state.imagesDir)
         _ = try await runTool(Hypervisor.qemuImg, ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
         let spec = MachineSpec.plain(hda: .stored("base.qcow2"))
@@ -41,13 +41,13 @@ package struct ReconcileBench {
         for i in 0..<vms { machines.append(try await store.createMachine(name: "bench\(i)", spec: spec)) }
 
         progress("starting them (a qcow2 overlay and a domain each)")
-        let coldStart = try await untilAllRunning(store, reconciler, count: vms)
+        let coldStart = try await untilAllRunning(store, engine, count: vms)
 
         progress("timing \(passes) passes with nothing to do")
         var steady: [Double] = []
         for _ in 0..<passes {
             let started = Date()
-            let actions = await reconciler.pass()
+            let actions = await engine.pass()
             steady.append(Date().timeIntervalSince(started))
             guard actions == 0 else { throw Failure("a steady pass started \(actions) actions") }
         }
@@ -68,12 +68,12 @@ package struct ReconcileBench {
         }
 
         let victims = Array(machines.shuffled().prefix(kill))
-        progress("destroying \(victims.count) domains behind the reconciler's back")
+        progress("destroying \(victims.count) domains behind the engine's back")
         for machine in victims { _ = try await libvirt.destroyDomainReleasingLeases(name: machine.domainName) }
         let detectStart = Date()
-        let launched = await reconciler.pass()
+        let launched = await engine.pass()
         let detect = Date().timeIntervalSince(detectStart)
-        let replaced = try await untilAllRunning(store, reconciler, count: vms)
+        let replaced = try await untilAllRunning(store, engine, count: vms)
         guard launched == victims.count else { throw Failure("the pass after the kills started \(launched) actions, not \(victims.count)") }
 
         for machine in machines { _ = try? await libvirt.destroyDomainReleasingLeases(name: machine.domainName) }
@@ -90,10 +90,10 @@ package struct ReconcileBench {
     }
 
     /// Passes until every machine runs; returns the seconds it took.
-    private func untilAllRunning(_ store: Store, _ reconciler: MachineReconciler, count: Int) async throws -> Double {
+    private func untilAllRunning(_ store: Store, _ engine: VMEngine, count: Int) async throws -> Double {
         let started = Date()
         while true {
-            await reconciler.pass()
+            await engine.pass()
             let running = try await store.machines().filter { $0.status == .running }.count
             if running == count { return Date().timeIntervalSince(started) }
             if Date().timeIntervalSince(started) > 600 { throw Failure("only \(running) of \(count) running after 600 s") }
@@ -132,7 +132,7 @@ package struct ReconcileBenchResult: Encodable {
 
     package var markdown: String {
         """
-        # Machine reconciler at \(vms) VMs (libvirt test:///default)
+        # VM engine at \(vms) generic VMs (libvirt test:///default)
 
         \(date), \(host). `appliance bench reconcile --vms \(vms) --passes \(passes) --kill \(killed)`.
 

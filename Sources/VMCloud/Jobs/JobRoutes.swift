@@ -35,7 +35,7 @@ struct JobRoutes {
             guard (1...10).contains(attempts) else { throw APIError.badRequest("maxAttempts must be 1 to 10") }
             let job = try await pool.store.createJob(
                 client: caller.clientId, url: url, cookies: cookies, waitForText: body.waitForText, timeoutMs: timeout, maxAttempts: attempts)
-            await pool.kick()
+            pool.kick()
             return JSONBody.response(JobView(job, attempts: []), status: .created)
         }
         jobs.get(access: .client) { request, context in

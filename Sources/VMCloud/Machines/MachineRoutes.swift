@@ -7,6 +7,7 @@ import VMCloudCore
 /// reference is a pool VM (see V1Routes), which is why names must start with a letter.
 struct MachineRoutes {
     let machines: MachineService
+    let engine: VMEngine
 
     func register(on router: APIRouter) {
         let v1 = router.group("v1")
@@ -27,13 +28,14 @@ struct MachineRoutes {
             return JSONBody.response(try await machines.store.machineEvents(machine: machine.id!).map(EventView.init))
         }
         v1.get("images", access: .admin) { _, _ in JSONBody.response(ImagesView(root: machines.images.root, files: machines.images.list())) }
-        v1.get("reconciler", access: .admin) { _, _ in JSONBody.response(await machines.reconciler.passStats()) }
+        v1.get("reconciler", access: .admin) { _, _ in JSONBody.response(await engine.passStats()) }
     }
 
     /// The generic VM view of `ref` (for V1Routes' `GET /v1/vms/{id}` when `id` is not a number).
     static func status(_ ref: String, machines: MachineService) async throws -> Response {
         guard ref.utf8.count <= 64 else { throw APIError.badRequest("a VM is named by its uuid or name (at most 64 bytes)") }
-        return MachineRoutes(machines: machines).view(try await machines.store.machine(ref: ref))
+        let machine = try await machines.store.machine(ref: ref)
+        return JSONBody.response(MachineView(machine, files: machines.role.files(machine.id!)))
     }
 
     private func ref(_ context: some RequestContext) throws -> String {
@@ -43,7 +45,7 @@ struct MachineRoutes {
     }
 
     private func view(_ machine: MachineRecord, status: HTTPResponse.Status = .ok) -> Response {
-        JSONBody.response(MachineView(machine, files: machines.reconciler.files(machine.id!)), status: status)
+        JSONBody.response(MachineView(machine, files: machines.role.files(machine.id!)), status: status)
     }
 }
 

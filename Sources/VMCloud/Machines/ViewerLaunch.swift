@@ -52,7 +52,7 @@ struct ViewerLaunchRoutes {
                 throw APIError(status: .forbidden, code: "owned_by_another_client", message: "viewer \(project)/\(kind) belongs to another client")
             }
             if created {
-                machines.reconciler.kick()
+                machines.kick()
             } else if machine.status == .failedToStart {
                 _ = try await machines.want(machine.uuid, .running, asOwner: true)  // a new launch is a new try
             }

@@ -33,7 +33,7 @@ struct ResourceRoutes {
             let id = try id(context)
             let resource = try await proxy.store.deleteResource(id)
             await proxy.waker.forget(id)
-            proxy.machines.reconciler.kick()
+            proxy.machines.kick()
             return try await view(resource, machine: nil)
         }
     }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Consecutive failures of one kind of work, and the time before which it is not tried again:
 /// 1 s after the first failure, doubling up to a minute. The pool keeps one for boots (a broken
-/// image or host must not turn into a storm of doomed domains); the machine reconciler keeps one
+/// image or host must not turn into a storm of doomed domains); the machine role keeps one
 /// per VM for its current action.
 package struct Backoff: Sendable, Equatable {
     package static let ceiling: TimeInterval = 60

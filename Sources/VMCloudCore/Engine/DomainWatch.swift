@@ -2,7 +2,7 @@ import Libvirt
 import Logging
 import Synchronization
 
-/// What the watch tells each engine.
+/// What the watch tells the VM engine.
 package enum DomainNews: Sendable, Equatable {
     /// An event from libvirt: a domain's lifecycle, or the connection lost or back.
     case libvirt(LibvirtEvent)
@@ -12,8 +12,8 @@ package enum DomainNews: Sendable, Equatable {
 
 /// The one crash watch over this appliance's domains, pool VMs' and generic VMs' alike: it
 /// consumes libvirt's event stream (which has one consumer) and polls the QEMU pid files every
-/// 200 ms, and hands every piece of news to each engine's subscription. An engine reads its
-/// subscription when it is ready (the pool after its start-up resync): news waits in the stream.
+/// 200 ms, and hands every piece of news to each subscription (the VM engine's), which reads it
+/// when it is ready: news waits in the stream.
 package final class DomainWatch: Sendable {
     private let libvirt: LibvirtClient
     /// `vmcloud-<instance>-`: pool and generic VM domains both start with it.

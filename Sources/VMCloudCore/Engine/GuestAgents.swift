@@ -38,8 +38,8 @@ package actor GuestAgents {
         return session
     }
 
-    /// Whether `owner`'s guest has a session (connected or reconnecting).
-    package func isOpen(_ owner: DomainOwner) -> Bool { sessions[owner] != nil }
+    /// The guests that have a session (connected or reconnecting).
+    package func openOwners() -> Set<DomainOwner> { Set(sessions.keys) }
 
     /// Ends `owner`'s session: its pending requests fail.
     package func close(_ owner: DomainOwner) async {

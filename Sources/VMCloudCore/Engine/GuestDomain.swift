@@ -89,7 +89,7 @@ package enum GuestDomain {
     }
 
     /// The owner a domain's metadata element names, if it is this instance's; a pool domain
-    /// without a readable id is `.pool(vm: -1)` (still ours, so resync destroys it).
+    /// without a readable id is `.pool(vm: -1)` (still ours: the engine destroys it as an orphan).
     package static func owner(metadata element: String, instanceId: String) -> DomainOwner? {
         guard attribute("appliance", in: element) == instanceId else { return nil }
         if let machine = attribute("machine", in: element) { return Int64(machine).map(DomainOwner.machine) }

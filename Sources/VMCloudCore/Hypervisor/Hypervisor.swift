@@ -83,7 +83,7 @@ package final class Hypervisor: Sendable {
             } catch let error as LibvirtError where error.isNoSuchDomain {
                 continue  // it went away between the listing and this lookup
             }
-            // Generic VMs' domains are the machine reconciler's, not the pool's.
+            // Generic VMs' domains belong to the machine role, not the pool.
             if let element, case .pool(let vm) = GuestDomain.owner(metadata: element, instanceId: instanceId) {
                 ours[domain.name] = vm
             }

@@ -31,11 +31,13 @@ extension Store {
     }
 
     /// Pairs queued jobs (oldest first) with idle pool VMs. A retry prefers a VM that has not
-    /// tried the job yet and never goes back to the VM of its last failed try.
-    package func claimJobs() async throws -> [JobClaim] {
+    /// tried the job yet and never goes back to the VM of its last failed try. VMs in `busy` are
+    /// left alone (see `grantIdleVMs`).
+    package func claimJobs(excluding busy: Set<Int64> = []) async throws -> [JobClaim] {
         try await pool.write { db in
             var idle = try VMRecord
-                .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil && Column("jobId") == nil)
+                .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil && Column("jobId") == nil
+                        && !busy.contains(Column("id")))
                 .order(Column("id")).fetchAll(db)
             guard !idle.isEmpty else { return [] }
             var claims: [JobClaim] = []

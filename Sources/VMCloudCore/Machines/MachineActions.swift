@@ -3,7 +3,7 @@ import Libvirt
 
 /// The actions `MachinePlan` asks for, each run as the VM's one task. They re-read nothing:
 /// every store write is conditional on the status the action expects (see `Store.setStatus`).
-extension MachineReconciler {
+extension MachineRole {
     package func perform(_ action: MachineAction, _ machine: MachineRecord) async throws {
         let id = machine.id!
         switch action {

@@ -2,25 +2,28 @@ import Foundation
 import Libvirt
 
 /// What the API asks of generic VMs: validated changes to the desired state, each followed by
-/// a kick of the reconciler (the pusher). Live changes that cannot wait for a pass (the
+/// a kick of the engine (the pusher). Live changes that cannot wait for a pass (the
 /// cdrom's media) go to libvirt here.
 package struct MachineService: Sendable {
-    package let reconciler: MachineReconciler
+    package let role: MachineRole
     package let images: ImageStore
     package let kvmUsable: Bool
 
-    package init(reconciler: MachineReconciler, images: ImageStore, kvmUsable: Bool) {
-        self.reconciler = reconciler
+    package init(role: MachineRole, images: ImageStore, kvmUsable: Bool) {
+        self.role = role
         self.images = images
         self.kvmUsable = kvmUsable
     }
 
-    package var store: Store { reconciler.store }
+    package var store: Store { role.store }
+
+    /// The engine runs a pass soon.
+    package func kick() { role.kick() }
 
     package func create(_ request: MachineRequest) async throws -> MachineRecord {
         let (name, spec) = try request.validated(host: .init(kvmUsable: kvmUsable, images: images))
         let machine = try await store.createMachine(name: name, spec: spec)
-        reconciler.kick()
+        kick()
         return machine
     }
 
@@ -37,7 +40,7 @@ package struct MachineService: Sendable {
         guard let updated = try await store.setDesired(machine: machine.id!, desired) else {
             throw Refusal.conflict(code: "vm_destroyed", "VM \(machine.name) is \(machine.desired == .destroyed ? "being destroyed" : machine.status.rawValue)")
         }
-        reconciler.kick()
+        kick()
         return updated
     }
 
@@ -64,7 +67,7 @@ package struct MachineService: Sendable {
             }
             if machine.status.hasDomain, case .some(let media) = cdrom {
                 let path: String? = media.map { images.path($0.description) }
-                try await reconciler.libvirt.updateDevice(name: machine.domainName, deviceXML: try DomainDefinition.cdromDeviceXML(mediaPath: path))
+                try await role.libvirt.updateDevice(name: machine.domainName, deviceXML: try DomainDefinition.cdromDeviceXML(mediaPath: path))
             }
         }
         var notes: [String] = []
@@ -82,13 +85,13 @@ package struct MachineService: Sendable {
 
     /// Starts libvirt's virtual network `name` (e.g. "default", its NAT) unless it runs already.
     package func ensureNetworkActive(_ name: String) async throws {
-        _ = try await reconciler.libvirt.ensureNetworkActive(name: name)
+        _ = try await role.libvirt.ensureNetworkActive(name: name)
     }
 
     /// The first IPv4 address libvirt's DHCP server leased to the domain; nil before its guest
     /// asked (or for no such domain).
     package func leasedAddress(domain: String) async throws -> String? {
-        try await reconciler.libvirt.leasedIPv4Addresses(domain: domain)?.first
+        try await role.libvirt.leasedIPv4Addresses(domain: domain)?.first
     }
 
     private func requireUnowned(_ machine: MachineRecord, asOwner: Bool) throws {

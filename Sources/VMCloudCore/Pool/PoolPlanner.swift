@@ -8,11 +8,14 @@ package struct PoolPlan: Equatable {
     package var destroy: [Int64] = []
     /// VMs stuck booting past the boot timeout.
     package var bootTimedOut: [Int64] = []
+    /// When the plan changes by time alone: the next linger or boot timeout to end.
+    package var lookAgainAt: Date?
 
-    package init(boot: Int = 0, destroy: [Int64] = [], bootTimedOut: [Int64] = []) {
+    package init(boot: Int = 0, destroy: [Int64] = [], bootTimedOut: [Int64] = [], lookAgainAt: Date? = nil) {
         self.boot = boot
         self.destroy = destroy
         self.bootTimedOut = bootTimedOut
+        self.lookAgainAt = lookAgainAt
     }
 }
 
@@ -50,6 +53,10 @@ package enum PoolPlanner {
             plan.destroy.append(vm.id!)
             count -= 1
         }
+        let lingerEnds = count > size.min ? candidates.first.map { ($0.idleSince ?? $0.stateSince).addingTimeInterval(linger) } : nil
+        let bootEnds = starting.filter { $0.state == .booting && !plan.bootTimedOut.contains($0.id!) }
+            .map { $0.stateSince.addingTimeInterval(bootTimeout) }.min()
+        plan.lookAgainAt = [lingerEnds, bootEnds].compactMap { $0 }.min()
         return plan
     }
 }

@@ -18,7 +18,7 @@ extension ResourceWaker {
         guard let (machine, created) = try await store.ensureResourceMachine(id) else {
             throw Refusal.notFound("no resource '\(id)'")
         }
-        machines.reconciler.kick()
+        machines.kick()
         var problem = "its VM is \(machine.status.rawValue)"
         var guestUp = false
         var firstTry = true

@@ -199,7 +199,7 @@ package actor ResourceWaker {
         do {
             guard let machine = try await store.stopResourceMachine(id, reason: reason) else { return }
             logger.info("resource idle: stopping its VM", metadata: ["resource": "\(id)", "machine": "\(machine.id!)", "reason": "\(reason)"])
-            machines.reconciler.kick()
+            machines.kick()
             let deadline = Date().addingTimeInterval(settings.stopTimeout)
             while Date() < deadline, !isClosing {
                 guard let current = try await store.machine(machine.id!) else { return }

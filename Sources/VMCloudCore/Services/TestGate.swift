@@ -1,7 +1,7 @@
 import Foundation
 
 /// Holds the appliance at a named point so that a test can break something exactly there (kill
-/// libvirtd before the start-up resync, PulseAudio before the relay connects, the appliance
+/// libvirtd before the engine's first (adopting) pass, PulseAudio before the relay connects, the appliance
 /// while a VM is being reset).
 ///
 /// Off unless `VMCLOUD_TEST_GATES` names a directory that holds `<name>.hold`. Then

@@ -176,11 +176,12 @@ extension Store {
     }
 
     /// Hands idle pool VMs to open batches below their size, oldest batch first. Returns each
-    /// VM with the setup it must now be configured with.
-    package func grantIdleVMs() async throws -> [(vmId: Int64, setup: BrowserSetup)] {
+    /// VM with the setup it must now be configured with. VMs in `busy` are left alone: a VM whose
+    /// reset just made it idle is still finishing that work, and its new work could not start.
+    package func grantIdleVMs(excluding busy: Set<Int64> = []) async throws -> [(vmId: Int64, setup: BrowserSetup)] {
         try await pool.write { db in
             var idle = try VMRecord
-                .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil)
+                .filter(Column("state") == VMState.idle.rawValue && Column("batchId") == nil && !busy.contains(Column("id")))
                 .order(Column("id")).fetchAll(db)
             var grants: [(Int64, BrowserSetup)] = []
             let batches = try BatchRecord.filter(Column("state") == BatchState.open.rawValue && Column("granted") < Column("size"))

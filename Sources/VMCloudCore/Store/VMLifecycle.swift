@@ -2,7 +2,7 @@
 /// the one table of the pool VM's edges, and `Store.move` writes no state change it refuses.
 /// A VM row is born `pending` (`Store.insertPendingVM`); `destroyed` is terminal.
 package enum VMEvent: String, Sendable, CaseIterable {
-    /// Its domain runs (booted, or found running by a resync).
+    /// Its domain runs (booted, or found running by the engine's adopting pass).
     case domainStarted
     /// Its agent said hello: the guest is up.
     case hello

@@ -4,7 +4,7 @@ import Foundation
 /// logs and audio sinks of VMs that are neither live in the store nor running in libvirt (a
 /// crash between a domain's end and its files' removal, or files from an earlier instance).
 /// The same for generic VMs (`machines/m<ID>/`, `m<ID>.*` sockets) that are destroyed or unknown.
-/// Orphan domains themselves are `Pool.resync`'s and the machine reconciler's job. Each removal
+/// Orphan domains themselves are the engine's job (VMEngine destroys them). Each removal
 /// is logged as an event.
 package struct Reaper {
     package let store: Store

@@ -6,14 +6,15 @@ import Testing
 @testable import VMCloud
 @testable import VMCloudCore
 
-/// The machine reconciler against libvirt's test driver (real libvirt code, no guests run) and
+/// The generic VMs' role, run by the engine, against libvirt's test driver (real libvirt code, no guests run) and
 /// a real store and image store: start, suspend, resume, a domain lost behind its back, stop
 /// with save, destroy, orphans. Generic VMs here run no agent (no guest would answer).
-@Suite struct MachineReconcilerTests {
+@Suite struct MachineRoleTests {
     struct Rig {
         let store: Store
         let libvirt: LibvirtClient
-        let reconciler: MachineReconciler
+        let role: MachineRole
+        let engine: VMEngine
         let images: ImageStore
         let dir: String
 
@@ -24,7 +25,7 @@ import Testing
         /// Passes until `condition` holds (the reconciler's actions run as tasks).
         func settle(_ what: String, _ condition: () async throws -> Bool) async throws {
             for _ in 0..<200 {
-                await reconciler.pass()
+                await engine.pass()
                 if try await condition() { return }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -42,11 +43,14 @@ import Testing
         _ = try await VMCloudCore.runTool("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", images.path("base.qcow2"), "16M"])
         let libvirt = LibvirtClient(uri: "test:///default")
         try await libvirt.connect()
-        let reconciler = MachineReconciler(
+        let agents = GuestAgents(group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let trigger = PassTrigger()
+        let role = MachineRole(
             store: store, libvirt: libvirt, state: state, disks: MachineDisks(images: images, qemuImg: "/usr/bin/qemu-img"),
-            network: .user, settings: .init(pollInterval: 3600),
-            agents: GuestAgents(group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test")), logger: Logger(label: "test"))
-        return Rig(store: store, libvirt: libvirt, reconciler: reconciler, images: images, dir: dir)
+            network: .user, agents: agents, trigger: trigger, logger: Logger(label: "test"))
+        let engine = VMEngine(store: store, libvirt: libvirt, roles: [role], agents: agents, trigger: trigger, pollInterval: 3600,
+                              logger: Logger(label: "test"))
+        return Rig(store: store, libvirt: libvirt, role: role, engine: engine, images: images, dir: dir)
     }
 
     @Test func drivesAMachineThroughItsLifecycle() async throws {
@@ -56,7 +60,7 @@ import Testing
         let id = machine.id!
         try await rig.settle("running") { try await rig.status(id) == .running }
         #expect(try await rig.libvirt.domainState(name: machine.domainName) == .running)
-        #expect(FileManager.default.fileExists(atPath: rig.reconciler.files(id).overlay(.hda)))
+        #expect(FileManager.default.fileExists(atPath: rig.role.files(id).overlay(.hda)))
 
         try await rig.store.setDesired(machine: id, .suspended)
         try await rig.settle("suspended") { try await rig.status(id) == .suspended }
@@ -65,7 +69,7 @@ import Testing
         try await rig.settle("resumed") { try await rig.status(id) == .running }
         #expect(try await rig.libvirt.domainState(name: machine.domainName) == .running)
 
-        // Lost behind the reconciler's back: restarted (crash policy restart), recorded.
+        // Lost behind the engine's back: restarted (crash policy restart), recorded.
         _ = try await rig.libvirt.destroyDomain(name: machine.domainName)
         try await rig.settle("restarted") {
             let running = try await rig.libvirt.domainState(name: machine.domainName) == .running
@@ -78,7 +82,7 @@ import Testing
         try await rig.settle("stopped") { try await rig.status(id) == .stopped }
         #expect(try await rig.libvirt.domainState(name: machine.domainName) == nil)
         #expect(rig.images.contains("out/m1.qcow2"), "saved on stop")
-        #expect(!FileManager.default.fileExists(atPath: rig.reconciler.files(id).directory), "its own disks are gone")
+        #expect(!FileManager.default.fileExists(atPath: rig.role.files(id).directory), "its own disks are gone")
 
         try await rig.store.setDesired(machine: id, .destroyed)
         try await rig.settle("destroyed") { try await rig.store.machine(id)?.status == .destroyed }
@@ -94,7 +98,7 @@ import Testing
         let machine = try await rig.store.createMachine(name: "m2", spec: spec)
         let id = machine.id!
         for _ in 0..<30 {
-            await rig.reconciler.pass()
+            await rig.engine.pass()
             if try await rig.status(id) == .failedToStart { break }
             try await Task.sleep(for: .milliseconds(200))  // backoff: 1 s, then 2 s
         }
@@ -109,7 +113,7 @@ import Testing
         let rig = try await Self.rig()
         defer { try? FileManager.default.removeItem(atPath: rig.dir) }
         // A domain named like ours that the store does not know (a row lost with an old store).
-        let orphan = rig.reconciler.domainPrefix + "999"
+        let orphan = rig.role.domainPrefix + "999"
         _ = try await rig.libvirt.createTransientDomain(xml: DomainDefinition(name: orphan, type: .qemu, memoryMiB: 64, vcpus: 1).xml())
         // A row that says starting while its domain already runs (the appliance died in between).
         let machine = try await rig.store.createMachine(name: "m3", spec: rig.spec())

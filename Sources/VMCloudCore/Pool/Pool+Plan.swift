@@ -1,0 +1,105 @@
+import Foundation
+
+/// The pool's part of each engine pass: grants and job claims first, then the pool's size
+/// (boots, retirements, boot timeouts), then what each pool VM needs (`PoolVMPlan`).
+extension Pool {
+    /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
+    package func planDead(_ dead: Set<String>, busy: Set<DomainOwner>) async throws -> [VMWork] {
+        let dead = dead.filter { $0.hasPrefix(domainPrefix) }
+        guard !dead.isEmpty else { return [] }
+        for vm in try await store.vms() where vm.state.isLive && vm.state != .pending && dead.contains(vm.domainName) {
+            try await fail(vm.id!, reason: "domain crashed (its QEMU process exited)")
+        }
+        return []
+    }
+
+    package func plan(_ pass: EnginePass) async throws -> RolePlan {
+        let started = ContinuousClock.now
+        defer {
+            ApplianceMetrics.poolPasses.increment()
+            ApplianceMetrics.poolPassDuration.record(duration: ContinuousClock.now - started)
+        }
+        var result = RolePlan()
+        // First what libvirt says: VMs that lost their domain fail before anything is granted,
+        // retired or booted on the strength of their row.
+        for vm in try await store.vms() {
+            let owner = DomainOwner.pool(vm: vm.id!)
+            result.known.insert(vm.domainName)
+            result.count += 1
+            let domainRuns = pass.exists(vm.domainName)
+            if PoolVMPlan.listens(vm.state, domainRuns: domainRuns) { result.listening.insert(owner) }
+            guard !pass.busy.contains(owner), let action = PoolVMPlan.next(vm.state, domainRuns: domainRuns, adopting: pass.adopting)
+            else { continue }
+            if let work = try await apply(action, vm, pass, &result) { result.work.append(work) }
+        }
+
+        // Then the pool's size and its demand. Workers' batches first; capture jobs take the
+        // VMs left idle. Each VM given work here had none above (it was idle, or is new).
+        let busy = Set(pass.busy.compactMap { owner -> Int64? in if case .pool(let vm) = owner { vm } else { nil } })
+        for grant in try await store.grantIdleVMs(excluding: busy) {
+            result.work.append(VMWork(.pool(vm: grant.vmId)) { await self.configure(grant.vmId, grant.setup) })
+        }
+        for claim in try await store.claimJobs(excluding: busy) {
+            result.work.append(VMWork(.pool(vm: claim.vmId)) { await self.runJob(claim) })
+        }
+        let sizing = PoolPlanner.plan(
+            size: try await store.poolSize(), vms: try await store.vms(),
+            openBatches: try await store.batches().filter { $0.state == .open },
+            now: Date(), bootTimeout: settings.bootTimeout, maxConcurrentBoots: settings.maxConcurrentBoots)
+        for id in sizing.bootTimedOut {
+            bootFailed()
+            try await fail(id, reason: "agent did not say hello within \(Int(settings.bootTimeout)) s of boot")
+        }
+        for id in sizing.destroy where try await store.transition(vm: id, .retired) {
+            logger.info("destroying idle VM", metadata: ["vm": "\(id)"])
+            kick()  // the next pass destroys it
+        }
+        result.lookAgainAt = min(result.lookAgainAt ?? .distantFuture, sizing.lookAgainAt ?? .distantFuture)
+        if boots.allows() {
+            for _ in 0..<sizing.boot {
+                let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
+                result.known.insert(vm.domainName)
+                result.work.append(VMWork(.pool(vm: vm.id!)) { await self.boot(vm) })
+            }
+        } else if sizing.boot > 0 {
+            result.lookAgainAt = min(result.lookAgainAt!, boots.notBefore)
+        }
+        if result.lookAgainAt == .distantFuture { result.lookAgainAt = nil }
+        return result
+    }
+
+    /// Carries out one VM's action: quick store writes here, the rest as the VM's work.
+    private func apply(_ action: PoolVMAction, _ vm: VMRecord, _ pass: EnginePass, _ result: inout RolePlan) async throws -> VMWork? {
+        let id = vm.id!
+        let owner = DomainOwner.pool(vm: id)
+        switch action {
+        case .boot:
+            guard boots.allows() else {
+                result.lookAgainAt = min(result.lookAgainAt ?? boots.notBefore, boots.notBefore)
+                return nil
+            }
+            return VMWork(owner) { await self.boot(vm) }
+        case .adopt:
+            return VMWork(owner) { await self.adopt(id) }
+        case .configure:
+            guard let batchId = vm.batchId, let batch = try await store.batch(batchId) else {
+                try await fail(id, reason: "preparing for a batch that does not exist")
+                return nil
+            }
+            let setup = Store.BrowserSetup(batch)
+            return VMWork(owner) { await self.configure(id, setup) }
+        case .reset:
+            return VMWork(owner) { await self.reset(id) }
+        case .interruptedJob:
+            return VMWork(owner) { await self.interruptedJob(id) }
+        case .fail:
+            try await fail(id, reason: pass.endings[vm.domainName] ?? "domain gone")
+        case .discard:
+            try await store.transition(vm: id, .discarded)
+            kick()  // the next pass destroys it
+        case .destroy:
+            return VMWork(owner) { await self.destroy(vm) }
+        }
+        return nil
+    }
+}
