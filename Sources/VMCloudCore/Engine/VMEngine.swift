@@ -190,6 +190,7 @@ package actor VMEngine {
     /// Attaches the agent of each VM that should be listened to and has no session. A VM that
     /// was busy during the pass is left to its work (a boot attaches at its end, a destroy closes).
     private func listen(to owners: Set<DomainOwner>, busy: Set<DomainOwner>, _ role: any VMRole) async {
+        guard !owners.isEmpty else { return }
         let open = await agents.openOwners()
         for owner in owners.subtracting(open).subtracting(busy) {
             logger.info("attaching the agent of a running VM", metadata: ["vm": "\(owner)"])

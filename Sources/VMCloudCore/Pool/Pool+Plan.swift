@@ -22,7 +22,9 @@ extension Pool {
         var result = RolePlan()
         // First what libvirt says: VMs that lost their domain fail before anything is granted,
         // retired or booted on the strength of their row.
-        for vm in try await store.vms() {
+        var snapshot = try await store.poolSnapshot()
+        var wrote = false
+        for vm in snapshot.vms {
             let owner = DomainOwner.pool(vm: vm.id!)
             result.known.insert(vm.domainName)
             result.count += 1
@@ -30,21 +32,28 @@ extension Pool {
             if PoolVMPlan.listens(vm.state, domainRuns: domainRuns) { result.listening.insert(owner) }
             guard !pass.busy.contains(owner), let action = PoolVMPlan.next(vm.state, domainRuns: domainRuns, adopting: pass.adopting)
             else { continue }
-            if let work = try await apply(action, vm, pass, &result) { result.work.append(work) }
+            if let work = try await apply(action, vm, pass, &result) { result.work.append(work) } else { wrote = true }
         }
 
         // Then the pool's size and its demand. Workers' batches first; capture jobs take the
         // VMs left idle. Each VM given work here had none above (it was idle, or is new).
         let busy = Set(pass.busy.compactMap { owner -> Int64? in if case .pool(let vm) = owner { vm } else { nil } })
-        for grant in try await store.grantIdleVMs(excluding: busy) {
-            result.work.append(VMWork(.pool(vm: grant.vmId)) { await self.configure(grant.vmId, grant.setup) })
+        // Both are write transactions: skipped when no VM could be taken (a pool of generic VMs
+        // only must not pay for them on every pass).
+        if snapshot.vms.contains(where: { $0.state == .idle && !busy.contains($0.id!) }) {
+            for grant in try await store.grantIdleVMs(excluding: busy) {
+                wrote = true
+                result.work.append(VMWork(.pool(vm: grant.vmId)) { await self.configure(grant.vmId, grant.setup) })
+            }
+            for claim in try await store.claimJobs(excluding: busy) {
+                wrote = true
+                result.work.append(VMWork(.pool(vm: claim.vmId)) { await self.runJob(claim) })
+            }
         }
-        for claim in try await store.claimJobs(excluding: busy) {
-            result.work.append(VMWork(.pool(vm: claim.vmId)) { await self.runJob(claim) })
-        }
+        // The planner counts what is there now: read again only if the steps above changed it.
+        if wrote { snapshot = try await store.poolSnapshot() }
         let sizing = PoolPlanner.plan(
-            size: try await store.poolSize(), vms: try await store.vms(),
-            openBatches: try await store.batches().filter { $0.state == .open },
+            size: snapshot.size, vms: snapshot.vms, openBatches: snapshot.openBatches,
             now: Date(), bootTimeout: settings.bootTimeout, maxConcurrentBoots: settings.maxConcurrentBoots)
         for id in sizing.bootTimedOut {
             bootFailed()

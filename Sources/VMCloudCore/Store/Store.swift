@@ -67,6 +67,23 @@ package final class Store: Sendable {
         }
     }
 
+    /// What the pool's part of an engine pass reads, in one transaction.
+    package struct PoolSnapshot: Sendable {
+        /// Every VM not yet destroyed.
+        package var vms: [VMRecord]
+        package var size: PoolSize
+        package var openBatches: [BatchRecord]
+    }
+
+    package func poolSnapshot() async throws -> PoolSnapshot {
+        try await pool.read { db in
+            PoolSnapshot(
+                vms: try VMRecord.filter(Column("state") != VMState.destroyed.rawValue).order(Column("id")).fetchAll(db),
+                size: try PoolSize.fetchOne(db) ?? .initial,
+                openBatches: try BatchRecord.filter(Column("state") == BatchState.open.rawValue).order(Column("id")).fetchAll(db))
+        }
+    }
+
     package func batches() async throws -> [BatchRecord] {
         try await pool.read { db in try BatchRecord.order(Column("id")).fetchAll(db) }
     }
