@@ -393,7 +393,7 @@ import Testing
     @Test func aViewerBelongsToTheClientThatMadeIt() async throws {
         let harness = try await APIHarness()
         try FileManager.default.createDirectory(atPath: harness.directory + "/images", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.directory + "/images/viewer.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.directory + "/images/viewer.qcow2", contents: Data())
         try await harness.test(authenticated: false) { client in
             let a = try await Self.register(client, "viewer-a@example.org", adminKey: harness.adminKey)
             let b = try await Self.register(client, "viewer-b@example.org", adminKey: harness.adminKey)
@@ -525,7 +525,7 @@ import Testing
         let store = harness.pool.store
         try await harness.test(authenticated: false) { client in
             let a = try await Self.register(client, "stored@example.org", adminKey: harness.adminKey)
-            let rows = try await store.pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM client") }
+            let rows = try store.pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM client") }
             let dump = rows.map { "\($0)" }.joined(separator: "\n")
             for key in [a.key, harness.adminKey] {
                 #expect(!dump.contains(key) && !dump.contains(String(key.dropFirst(4))), "a key is stored in clear")

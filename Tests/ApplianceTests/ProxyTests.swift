@@ -14,7 +14,7 @@ import Testing
 
     static func host() throws -> MachineRequest.Host {
         try FileManager.default.createDirectory(atPath: images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: images.root + "/disk.qcow2", contents: Data())
         return .init(kvmUsable: false, images: images)
     }
 
@@ -169,7 +169,7 @@ import Testing
         let harness = try await APIHarness()
         defer { try? FileManager.default.removeItem(atPath: harness.directory) }
         try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
         let resource = try Self.request(#"{"id":"web","port":80,"image":"disk.qcow2"}"#)
             .validated(host: .init(kvmUsable: false, images: harness.machines.images))
         try await harness.pool.store.createResource(resource)
@@ -202,7 +202,7 @@ import Testing
         let harness = try await APIHarness()
         defer { try? FileManager.default.removeItem(atPath: harness.directory) }
         try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
         let resource = try Self.request(#"{"id":"web","port":80,"image":"disk.qcow2"}"#)
             .validated(host: .init(kvmUsable: false, images: harness.machines.images))
         try await harness.pool.store.createResource(resource)
@@ -231,7 +231,7 @@ import Testing
         let harness = try await APIHarness()
         defer { try? FileManager.default.removeItem(atPath: harness.directory) }
         try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
         let resource = try Self.request(#"{"id":"web","port":80,"idle_timeout":1,"image":"disk.qcow2"}"#)
             .validated(host: .init(kvmUsable: false, images: harness.machines.images))
         let store = harness.pool.store
@@ -279,7 +279,7 @@ import Testing
     @Test func resourceCRUDAndRefusalsThatStartNothing() async throws {
         let harness = try await APIHarness()
         try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
         let store = harness.pool.store
         let (_, appKey) = try await store.createClient(email: "app@example.test", role: .application, groups: ["g1"])
         let (_, otherKey) = try await store.createClient(email: "other@example.test", role: .application, groups: ["g2"])

@@ -40,7 +40,7 @@ import WSClient
         let harness = try await APIHarness()
         defer { try? FileManager.default.removeItem(atPath: harness.directory) }
         try FileManager.default.createDirectory(atPath: harness.machines.images.root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
+        _ = FileManager.default.createFile(atPath: harness.machines.images.root + "/disk.qcow2", contents: Data())
         let store = harness.pool.store
         let resource = try JSONDecoder().decode(ResourceRequest.self, from: Data(#"{"id":"ws","port":1,"groups":"g1","image":"disk.qcow2"}"#.utf8))
             .validated(host: .init(kvmUsable: false, images: harness.machines.images))

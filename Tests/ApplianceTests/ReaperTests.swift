@@ -44,7 +44,7 @@ import Testing
             // What the pool does when it boots a VM: the row first, then the files.
             let vm = try await store.insertPendingVM(domainPrefix: "vmcloud-test").id!
             for path in [state.overlay(vm: vm), state.agentSocket(vm: vm), state.vncSocket(vm: vm), state.consoleLog(vm: vm)] {
-                FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+                _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
             }
             inserted.withLock { $0 = vm }
         })
@@ -54,6 +54,21 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: path), "\(path)")
         }
         #expect(try await store.events().filter { $0.kind == "reaper.removed" }.isEmpty)
+        await libvirt.close()
+    }
+
+    /// A gone VM's files that its destroy removes while the sweep runs (the engine's pass runs
+    /// beside it) are neither a removal nor a failure of the reaper.
+    @Test func filesRemovedDuringAPassAreNotAFailure() async throws {
+        let (store, dir, state, libvirt, hypervisor) = try await reaperRig()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let paths = [state.overlay(vm: 77), state.agentSocket(vm: 77), state.vncSocket(vm: 77), state.consoleLog(vm: 77)]
+        for path in paths { _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
+        let removed = try await Reaper(store: store, hypervisor: hypervisor).sweep(afterListing: {
+            for path in paths { try FileManager.default.removeItem(atPath: path) }
+        })
+        #expect(removed.isEmpty, "\(removed)")
+        #expect(try await store.events().filter { $0.kind.hasPrefix("reaper.") }.isEmpty)
         await libvirt.close()
     }
 
@@ -116,9 +131,9 @@ import Testing
         func files(_ id: Int64) throws -> [String] {
             let machine = MachineFiles(state: state, id: id)
             try machine.makeDirectory()
-            FileManager.default.createFile(atPath: machine.overlay(.hda), contents: Data("x".utf8))
+            _ = FileManager.default.createFile(atPath: machine.overlay(.hda), contents: Data("x".utf8))
             for path in [machine.agentSocket, machine.vncSocket, machine.consoleLog] {
-                FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+                _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
             }
             return [machine.directory, machine.agentSocket, machine.vncSocket, machine.consoleLog]
         }

@@ -84,7 +84,7 @@ import VNCBridge
                 == first.token(handle: 1, vm: 2, session: 0, scope: .control))
         #expect(first.token(handle: 1, vm: 2, session: 0, scope: .control) != first.token(handle: 1, vm: 2, session: 0, scope: .view))
         #expect(AccessTokens.isWellFormed(first.token(handle: 1, vm: 2, session: 0, scope: .view)))
-        FileManager.default.createFile(atPath: dir + "/bad", contents: Data("short".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/bad", contents: Data("short".utf8))
         #expect(throws: AccessTokens.SecretError.self) { try AccessTokens.load(path: dir + "/bad") }
     }
 }

@@ -76,6 +76,8 @@ package struct Reaper {
         do {
             try FileManager.default.removeItem(atPath: path)
             removed.append(path)
+        } catch where !FileManager.default.fileExists(atPath: path) {
+            // Removed meanwhile by its VM's destroy (a pass runs beside the sweep): not a failure.
         } catch {
             try? await store.record("reaper.failed", "could not remove \(path): \(error)")
         }

@@ -48,7 +48,7 @@ import Glibc
         try await withAppliance("machines") { run in
             let api = run.api
             let store = try Self.stockImageStore(run)
-            FileManager.default.createFile(atPath: store + "/test/cd.iso", contents: Data(repeating: 0, count: 1 << 20))
+            _ = FileManager.default.createFile(atPath: store + "/test/cd.iso", contents: Data(repeating: 0, count: 1 << 20))
 
             let created = try await api.object("POST", "/v1/vms", Self.spec("gen1", ["hda_save_to": "saved/gen1.qcow2"]), status: 201)
             let uuid = try #require(created["uuid"] as? String)
@@ -115,7 +115,7 @@ import Glibc
             let api = run.api
             let store = try Self.stockImageStore(run)
             // A regular file where the target's folder should be: every try fails, even as root.
-            FileManager.default.createFile(atPath: store + "/blocker", contents: Data("x".utf8))
+            _ = FileManager.default.createFile(atPath: store + "/blocker", contents: Data("x".utf8))
             // The disk comes over HTTP (downloaded with progress into the VM's folder).
             let server = try HTTPFileServer(directory: ApplianceProcess.testImage)
             defer { server.stop() }

@@ -10,7 +10,7 @@ struct TestGates: Sendable {
     init(in parent: String, holding: [String]) throws {
         directory = parent + "/gates"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for name in holding { FileManager.default.createFile(atPath: "\(directory)/\(name).hold", contents: nil) }
+        for name in holding { _ = FileManager.default.createFile(atPath: "\(directory)/\(name).hold", contents: nil) }
     }
 
     var environment: [String: String] { ["VMCLOUD_TEST_GATES": directory] }
@@ -24,12 +24,12 @@ struct TestGates: Sendable {
 
     /// Lets the appliance go on past gate `name`.
     func open(_ name: String) {
-        FileManager.default.createFile(atPath: "\(directory)/\(name).open", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name).open", contents: nil)
     }
 
     /// From now on the appliance stops at gate `name`.
     func hold(_ name: String) {
-        FileManager.default.createFile(atPath: "\(directory)/\(name).hold", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name).hold", contents: nil)
     }
 
     /// From now on the appliance passes gate `name` without stopping.

@@ -62,7 +62,7 @@ final class TestSite: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-m", "http.server", String(port), "--bind", bind, "--directory", directory]
         process.standardOutput = FileHandle.nullDevice
-        FileManager.default.createFile(atPath: accessLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: accessLog, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: accessLog))
         try process.run()
     }
