@@ -1,7 +1,8 @@
 import Foundation
 
-/// The pool's part of each engine pass: grants and job claims first, then the pool's size
-/// (boots, retirements, boot timeouts), then what each pool VM needs (`PoolVMPlan`).
+/// The pool's part of each engine pass: first what each pool VM needs given libvirt's domains
+/// (`PoolVMPlan`), then grants and job claims, then the pool's size (boots, retirements, boot
+/// timeouts).
 extension Pool {
     /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
     package func planDead(_ dead: Set<String>, busy: Set<DomainOwner>) async throws -> [VMWork] {
