@@ -60,6 +60,8 @@ extension AgentMessage {
         try bounded(message, "message", max: 4096)
         try bounded(url, "url", max: 8192)
         try bounded(title, "title", max: 1024)
+        try bounded(loadError, "loadError", max: 1024)
+        if let tab, !(1...1_000_000).contains(tab) { throw .invalid("tab must be 1...1000000") }
         try bounded(data, "data", max: agentMaxBlobChunkBase64)
         if let history {
             guard history.count <= 1000 else { throw .invalid("history longer than 1000 entries") }

@@ -23,7 +23,8 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         case hello
         /// Host -> guest: apply a homepage and cookies.
         case configure
-        /// Guest -> host: configure applied; carries the homepage now in effect.
+        /// Guest -> host: configure applied; carries the homepage now in effect and, when the
+        /// page did not load (DNS, refused, TLS, HTTP 4xx/5xx, timeout), `loadError`.
         case configured
         /// Host -> guest: return the browser to a clean slate.
         case reset
@@ -68,6 +69,16 @@ public struct AgentMessage: Codable, Sendable, Equatable {
     public var url: String?
     /// page: the document title.
     public var title: String?
+    /// configured: why the homepage did not load (`net::ERR_NAME_NOT_RESOLVED`, `HTTP 503`,
+    /// ...); nil when it loaded. The browser shows what the site showed either way: a site
+    /// that fails is the worker's business, not a fault of the VM.
+    public var loadError: String?
+    /// configure: show the browser as a kiosk (one full-screen page, no address bar or tabs)
+    /// instead of its normal window.
+    public var kiosk: Bool?
+    /// page: the browser tab (or window) it loaded in, numbered from 1 in the order they opened
+    /// since the last reset.
+    public var tab: Int?
     /// page, blob: the page number this capture belongs to.
     public var page: UInt64?
     /// page: when it loaded, milliseconds since the Unix epoch (guest clock).
@@ -92,7 +103,7 @@ public struct AgentMessage: Codable, Sendable, Equatable {
     public init(
         type: Kind, id: UInt64? = nil, agentVersion: String? = nil, ip: String? = nil,
         homepage: String? = nil, cookies: [Cookie]? = nil, message: String? = nil,
-        url: String? = nil, title: String? = nil, page: UInt64? = nil, time: Int64? = nil,
+        url: String? = nil, title: String? = nil, loadError: String? = nil, kiosk: Bool? = nil, tab: Int? = nil, page: UInt64? = nil, time: Int64? = nil,
         screenshotBytes: Int? = nil, mhtmlBytes: Int? = nil, part: BlobPart? = nil, offset: Int? = nil,
         data: String? = nil, final: Bool? = nil, history: [String]? = nil,
         keyEvents: UInt64? = nil, pointerEvents: UInt64? = nil
@@ -107,6 +118,9 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         self.message = message
         self.url = url
         self.title = title
+        self.loadError = loadError
+        self.kiosk = kiosk
+        self.tab = tab
         self.page = page
         self.time = time
         self.screenshotBytes = screenshotBytes

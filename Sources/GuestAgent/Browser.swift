@@ -3,8 +3,9 @@
 import AgentProtocol
 
 protocol Browser: AnyObject, Sendable {
-    /// Applies a homepage and cookies; returns the homepage now in effect, as read back.
-    func configure(homepage: String, cookies: [Cookie]) throws -> Configured
+    /// Applies a homepage and cookies (and the window mode); returns the homepage now in
+    /// effect, as read back, and why the page did not load if it did not.
+    func configure(homepage: String, cookies: [Cookie], kiosk: Bool) throws -> Configured
     /// Loads `url` and returns once it loaded.
     func navigate(url: String) throws
     /// Back to a clean slate: no homepage, no cookies, no history.
@@ -16,6 +17,8 @@ protocol Browser: AnyObject, Sendable {
 struct Configured {
     /// The homepage now in effect, as read back.
     var homepage: String?
+    /// Why the homepage did not load (DNS, refused, TLS, HTTP status, timeout); nil if it did.
+    var loadError: String? = nil
     /// Started right after the `configured` reply is queued: work that must neither hold up
     /// the reply nor overtake it (the file browser's page load).
     var afterReply: (@Sendable () -> Void)? = nil

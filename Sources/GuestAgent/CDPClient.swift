@@ -1,6 +1,8 @@
 // Chrome DevTools Protocol over one WebSocket: numbered calls matched to their replies, events
 // handed to a callback. A reader thread owns receiving; callers block (with a timeout) on their
-// own reply, so a capture and a status request can be in flight at the same time.
+// own reply, so a capture and a status request can be in flight at the same time. The agent
+// connects to the browser target and reaches each tab through a flattened session
+// (`sessionId` on calls and events, see CDPPage).
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -11,9 +13,11 @@ struct CDPError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// One incoming event: its method and the raw message (decode `params` with `CDPEvent.params`).
+/// One incoming event: its method, the session (tab) it came from, nil for the browser's own,
+/// and the raw message (decode `params` with `CDPEvent.params`).
 struct CDPEvent: @unchecked Sendable {
     let method: String
+    let sessionId: String?
     let raw: [UInt8]
 
     func params<P: Decodable>(_ type: P.Type) -> P? {
@@ -52,8 +56,8 @@ final class CDPClient: @unchecked Sendable {
     func close() { socket.close() }
 
     /// Sends `method` and waits for its result, decoded as `R`.
-    func call<R: Decodable>(_ method: String, _ params: JSONValue = [:], timeout: Double = 30, as type: R.Type) throws -> R {
-        let raw = try callRaw(method, params, timeout: timeout)
+    func call<R: Decodable>(_ method: String, _ params: JSONValue = [:], session: String? = nil, timeout: Double = 30, as type: R.Type) throws -> R {
+        let raw = try callRaw(method, params, session: session, timeout: timeout)
         do {
             return try JSONDecoder().decode(ResultEnvelope<R>.self, from: Data(raw)).result
         } catch {
@@ -62,20 +66,20 @@ final class CDPClient: @unchecked Sendable {
     }
 
     /// For calls whose result does not matter beyond success.
-    func call(_ method: String, _ params: JSONValue = [:], timeout: Double = 30) throws {
-        _ = try callRaw(method, params, timeout: timeout)
+    func call(_ method: String, _ params: JSONValue = [:], session: String? = nil, timeout: Double = 30) throws {
+        _ = try callRaw(method, params, session: session, timeout: timeout)
     }
 
-    private func callRaw(_ method: String, _ params: JSONValue, timeout: Double) throws -> [UInt8] {
+    private func callRaw(_ method: String, _ params: JSONValue, session: String?, timeout: Double) throws -> [UInt8] {
         let id: UInt64 = try lock.withLock {
             if let closedReason { throw CDPError(description: "\(method): DevTools connection closed: \(closedReason)") }
             defer { nextID += 1 }
             pending.insert(nextID)
             return nextID
         }
-        struct Request: Encodable { var id: UInt64; var method: String; var params: JSONValue }
+        struct Request: Encodable { var id: UInt64; var method: String; var params: JSONValue; var sessionId: String? }
         do {
-            try socket.sendText([UInt8](try JSONEncoder().encode(Request(id: id, method: method, params: params))))
+            try socket.sendText([UInt8](try JSONEncoder().encode(Request(id: id, method: method, params: params, sessionId: session))))
         } catch {
             _ = lock.withLock { pending.remove(id) }
             throw CDPError(description: "\(method): \(error)")
@@ -100,6 +104,7 @@ final class CDPClient: @unchecked Sendable {
             struct Failure: Decodable { var code: Int?; var message: String? }
             var id: UInt64?
             var method: String?
+            var sessionId: String?
             var error: Failure?
         }
         while true {
@@ -130,7 +135,7 @@ final class CDPClient: @unchecked Sendable {
                         deliver(id, .success(raw))
                     }
                 } else if let method = head.method {
-                    onEvent(CDPEvent(method: method, raw: raw))
+                    onEvent(CDPEvent(method: method, sessionId: head.sessionId, raw: raw))
                 }
             }
         }
@@ -150,5 +155,21 @@ final class CDPClient: @unchecked Sendable {
         let text = String(decoding: prefix, as: UTF8.self)
         guard let range = text.firstRange(of: "\"id\":") else { return nil }
         return UInt64(text[range.upperBound...].prefix { $0.isNumber })
+    }
+}
+
+/// One tab's flattened session on the browser connection: calls carry its `sessionId`.
+struct CDPPage: Sendable {
+    let client: CDPClient
+    let sessionId: String
+
+    var isClosed: Bool { client.isClosed }
+
+    func call<R: Decodable>(_ method: String, _ params: JSONValue = [:], timeout: Double = 30, as type: R.Type) throws -> R {
+        try client.call(method, params, session: sessionId, timeout: timeout, as: type)
+    }
+
+    func call(_ method: String, _ params: JSONValue = [:], timeout: Double = 30) throws {
+        try client.call(method, params, session: sessionId, timeout: timeout)
     }
 }

@@ -1,9 +1,11 @@
-// `--browser chromium`: Chromium driven through the DevTools protocol.
+// `--browser chromium`: Chromium, a normal window with its address bar and tabs (or `--kiosk`
+// when a batch asks), driven through the DevTools protocol on the browser target, every tab
+// through its own flattened session (BrowserTabs).
 //
 // Threads: requests arrive on the request worker; CDP events on the CDP reader thread (which
 // must never wait for a CDP reply itself); each Chromium process has a supervisor thread that
 // reaps it and restarts it after a crash. `lifecycle` serialises starting and stopping;
-// `state` guards the session and what the event stream said about the main frame.
+// `state` guards the connection and the tabs. Events live in ChromiumBrowser+Events.swift.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -14,24 +16,24 @@ import AgentProtocol
 
 final class ChromiumBrowser: Browser, @unchecked Sendable {
     let config: ChromiumConfig
-    private let outbox: Outbox
-    private let capturer: PageCapturer
+    let outbox: Outbox
+    let capturer: PageCapturer
     private let lifecycle = Lock()
-    private let state = Lock()
+    let state = Lock()
     /// One navigation at a time: a second one would cancel the first one's load.
     private let navigation = Lock()
     /// Host navigations so far; the homepage is reopened after a crash only if none came since.
     private var hostNavigations: UInt64 = 0
     private var process: ChromiumProcess?
-    private var session: CDPClient?
-    /// Events of an older session are ignored.
-    private var epoch: UInt64 = 0
-    private var committedLoaderID: String?
-    private var committedURL = ""
-    private var loadedLoaderID: String?
-    private var captureDue = false
+    /// The connection to the browser target; nil while Chromium (re)starts.
+    var connection: CDPClient?
+    /// Events of an older connection are ignored.
+    var epoch: UInt64 = 0
+    var tabs = BrowserTabs()
     /// Reopened after a crash so the user is not left on a blank page.
     private var homepage: String?
+    /// The window mode the running Chromium was started in (a batch may ask for kiosk).
+    private var kiosk = false
     /// Grows while Chromium keeps crashing soon after starting.
     private var crashDelay = 1.0
     private var launchedAt: UInt64 = 0
@@ -44,10 +46,12 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
 
     // MARK: Browser
 
-    func configure(homepage: String, cookies: [Cookie]) throws -> Configured {
+    func configure(homepage: String, cookies: [Cookie], kiosk: Bool) throws -> Configured {
         try checkScheme(homepage)
-        let s = try waitForSession()
-        try s.call("Network.enable")
+        if kiosk != state.withLock({ self.kiosk }) { try restart(kiosk: kiosk) }
+        let s = try waitForPrimaryTab()
+        // Through the browser target: cookies belong to the profile, not to a tab, and a tab
+        // still busy with an earlier load does not hold them up.
         for cookie in cookies {
             var params: [String: JSONValue] = [
                 "name": .string(cookie.name), "value": .string(cookie.value),
@@ -56,32 +60,37 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
             if let secure = cookie.secure { params["secure"] = .bool(secure) }
             if let httpOnly = cookie.httpOnly { params["httpOnly"] = .bool(httpOnly) }
             if let expires = cookie.expires { params["expires"] = .number(expires) }
-            struct SetCookie: Decodable { var success: Bool? }
-            if try s.call("Network.setCookie", .object(params), as: SetCookie.self).success == false {
-                throw CDPError(description: "Chromium rejected cookie \(cookie.name) for \(cookie.domain)")
+            do {
+                try s.client.call("Storage.setCookies", ["cookies": .array([.object(params)])])
+            } catch {
+                throw CDPError(description: "Chromium rejected cookie \(cookie.name) for \(cookie.domain): \(error)")
             }
         }
-        // Network events are not needed afterwards; they would only flood the reader.
-        try? s.call("Network.disable")
         state.withLock { self.homepage = homepage }
-        try hostNavigate(s, homepage)
-        return Configured(homepage: try s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self).current?.url)
+        // A site that fails to load is shown to the worker as Chromium shows it; the host
+        // learns why, and the VM stays in service.
+        let outcome = try hostNavigate(s, homepage)
+        if let failure = outcome.failure { log("homepage \(homepage.prefix(200)) did not load: \(failure)") }
+        let current = (try? s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self))?.current?.url
+        return Configured(homepage: current ?? homepage, loadError: outcome.failure)
     }
 
     func navigate(url: String) throws {
         try checkScheme(url)
-        try hostNavigate(try waitForSession(), url)
+        if let failure = try hostNavigate(try waitForPrimaryTab(), url).failure {
+            throw CDPError(description: "loading \(url.prefix(200)) failed: \(failure)")
+        }
     }
 
-    private func hostNavigate(_ s: CDPClient, _ url: String) throws {
+    private func hostNavigate(_ s: CDPPage, _ url: String) throws -> LoadOutcome {
         try navigation.withLock {
             state.withLock { hostNavigations += 1 }
-            try navigateAndWait(s, url)
+            return try navigateAndWait(s, url)
         }
     }
 
     func status() throws -> BrowserStatus {
-        let s = try waitForSession(timeout: 10)
+        let s = try waitForPrimaryTab(timeout: 10)
         let history = try s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self)
         return BrowserStatus(homepage: history.current?.url, history: history.entries.map(\.url), cookies: try cookies(s))
     }
@@ -89,8 +98,13 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
     func reset() throws {
         let started = Deadline.now
         try lifecycle.withLock {
+            // Stopping the process closes every tab and window the worker opened.
             stopLocked()
-            state.withLock { homepage = nil }
+            state.withLock {
+                homepage = nil
+                kiosk = false
+                tabs.removeAll(renumber: true)
+            }
             try ProfileDirectory.recreate(config.profileDir, uid: try BrowserUser.lookup(config.user).uid,
                                           gid: try BrowserUser.lookup(config.user).gid)
             do {
@@ -105,6 +119,20 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
     }
 
     // MARK: Lifecycle
+
+    /// A new Chromium in the other window mode, on the same profile (cookies survive).
+    private func restart(kiosk: Bool) throws {
+        try lifecycle.withLock {
+            stopLocked()
+            state.withLock { self.kiosk = kiosk }
+            do {
+                try launchLocked()
+            } catch {
+                startInBackground(wipe: false)
+                throw error
+            }
+        }
+    }
 
     /// First start (on a wiped profile) or a retry loop after a failure, off the caller's thread.
     func startInBackground(wipe: Bool) {
@@ -142,10 +170,10 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
         }
         // After a crash, bring the user back to the configured page.
         // The host may have navigated meanwhile: then its page wins.
-        guard crashed != nil, let homepage = state.withLock({ homepage }), let s = try? waitForSession(timeout: 5) else { return }
+        guard crashed != nil, let homepage = state.withLock({ homepage }), let s = try? waitForPrimaryTab(timeout: 5) else { return }
         navigation.withLock {
             guard state.withLock({ hostNavigations }) == navigationsBefore else { return }
-            do { try navigateAndWait(s, homepage) } catch { log("reopening \(homepage.prefix(200)) after the crash: \(error)") }
+            do { _ = try navigateAndWait(s, homepage) } catch { log("reopening \(homepage.prefix(200)) after the crash: \(error)") }
         }
     }
 
@@ -157,7 +185,7 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
             probe.close()
             throw CDPError(description: "127.0.0.1:\(config.devtoolsPort) is already in use")
         }
-        let process = try ChromiumProcess.launch(config, startURL: "about:blank")
+        let process = try ChromiumProcess.launch(config, kiosk: state.withLock { kiosk }, startURL: "about:blank")
         state.withLock { self.process = process }
         launchedAt = Deadline.now
         startThread("chromium-wait") { [self] in
@@ -171,15 +199,15 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
                 port: config.devtoolsPort, path: path,
                 onEvent: { [self] event in handle(event, epoch: myEpoch) },
                 onClose: { why in log("DevTools connection closed: \(why)") })
-            try client.call("Page.enable", timeout: 10)
-            // Renderer crashes ("Aw, Snap!") arrive as Inspector.targetCrashed.
-            try? client.call("Inspector.enable", timeout: 10)
             state.withLock {
-                session = client
-                committedLoaderID = nil
-                loadedLoaderID = nil
-                captureDue = false
-                state.broadcast()
+                connection = client
+                tabs.removeAll(renumber: false)
+            }
+            // Every tab and window, the first one included, is attached as it appears and
+            // paused until its session is set up, so no page loads unseen (Events).
+            try client.call("Target.setAutoAttach", ["autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true], timeout: 10)
+            guard state.withLock({ state.wait(until: Deadline(seconds: 30)) { tabs.primary != nil || connection !== client } && connection === client }) else {
+                throw CDPError(description: "no tab was attached within 30 s")
             }
             log("chromium ready in \((Deadline.now - started) / 1_000_000) ms")
         } catch {
@@ -190,11 +218,11 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
 
     /// Stops the current Chromium on purpose (lifecycle lock held).
     private func stopLocked() {
-        let (process, session) = state.withLock { () -> (ChromiumProcess?, CDPClient?) in
-            defer { self.session = nil }
-            return (self.process, self.session)
+        let (process, connection) = state.withLock { () -> (ChromiumProcess?, CDPClient?) in
+            defer { self.connection = nil }
+            return (self.process, self.connection)
         }
-        session?.close()
+        connection?.close()
         process?.stop()
     }
 
@@ -204,21 +232,23 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
 
     /// Blocks until a DevTools session is up, at most `timeout` seconds; false if none came.
     func waitUntilReady(timeout: Double) -> Bool {
-        (try? waitForSession(timeout: timeout)) != nil
+        (try? waitForPrimaryTab(timeout: timeout)) != nil
     }
 
-    /// Polls /json/version until DevTools answers, then finds the page target's WebSocket path.
+    /// Polls /json/version until DevTools answers with the browser target and a first page
+    /// exists; returns the browser target's WebSocket path.
     private func waitForDevTools(_ process: ChromiumProcess) throws -> String {
         let deadline = Deadline(seconds: Self.startupLimit)
-        struct Target: Decodable { var type: String; var webSocketDebuggerUrl: String? }
+        struct Version: Decodable { var webSocketDebuggerUrl: String? }
+        struct Target: Decodable { var type: String }
         var lastProblem = "no answer"
         while !deadline.expired {
             guard !process.hasExited else { throw CDPError(description: "chromium exited while starting") }
             if let version = try? HTTPClient.get(port: config.devtoolsPort, path: "/json/version", timeout: 2), version.status == 200,
                let list = try? HTTPClient.get(port: config.devtoolsPort, path: "/json/list", timeout: 2), list.status == 200 {
                 let targets = (try? JSONDecoder().decode([Target].self, from: Data(list.body))) ?? []
-                if let ws = targets.first(where: { $0.type == "page" })?.webSocketDebuggerUrl,
-                   let range = ws.firstRange(of: "/devtools/page/") {
+                let ws = (try? JSONDecoder().decode(Version.self, from: Data(version.body)))?.webSocketDebuggerUrl
+                if targets.contains(where: { $0.type == "page" }), let ws, let range = ws.firstRange(of: "/devtools/browser/") {
                     // Only the path: the agent connects to its own loopback port, whatever the URL says.
                     return String(ws[range.lowerBound...])
                 }
@@ -233,8 +263,8 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
     private func exited(_ process: ChromiumProcess, _ why: String) {
         let current = state.withLock { () -> Bool in
             guard self.process === process else { return false }
-            session?.close()
-            session = nil
+            connection?.close()
+            connection = nil
             return true
         }
         guard current, !process.wasStopped else { log(why); return }
@@ -245,81 +275,19 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
         keepRunning(after: process)
     }
 
-    // MARK: Pages
-
-    private func handle(_ event: CDPEvent, epoch eventEpoch: UInt64) {
-        struct FrameNavigated: Decodable {
-            struct Frame: Decodable { var id: String; var parentId: String?; var loaderId: String; var url: String }
-            var frame: Frame
-        }
-        switch event.method {
-        case "Page.frameNavigated":
-            guard let frame = event.params(FrameNavigated.self)?.frame, frame.parentId == nil else { return }
-            state.withLock {
-                guard epoch == eventEpoch else { return }
-                committedLoaderID = frame.loaderId
-                committedURL = frame.url
-                captureDue = true
-                state.broadcast()
-            }
-        case "Page.loadEventFired":
-            let capture: (String, CDPClient)? = state.withLock {
-                guard epoch == eventEpoch else { return nil }
-                loadedLoaderID = committedLoaderID
-                state.broadcast()
-                guard captureDue, let session else { return nil }
-                captureDue = false
-                return (committedURL, session)
-            }
-            if let (url, session) = capture { capturer.pageLoaded(url: url, time: epochMilliseconds(), session: session) }
-        case "Inspector.targetCrashed":
-            log("the page's renderer crashed")
-            outbox.send(AgentMessage(type: .browserCrashed, message: "the page's renderer crashed; reloading"))
-            let session = state.withLock { epoch == eventEpoch ? self.session : nil }
-            // Not on this (the reader) thread: a call waits for a reply this thread must read.
-            if let session { startThread("reload") { try? session.call("Page.reload", timeout: 10) } }
-        default:
-            break
-        }
-    }
-
-    /// Page.navigate, then waits for the main frame's load event of that navigation.
-    private func navigateAndWait(_ s: CDPClient, _ url: String) throws {
-        struct Navigated: Decodable { var loaderId: String?; var errorText: String? }
-        let started = Deadline.now
-        let result = try s.call("Page.navigate", ["url": .string(url)], timeout: config.loadTimeout, as: Navigated.self)
-        if let error = result.errorText, !error.isEmpty {
-            throw CDPError(description: "loading \(url.prefix(200)) failed: \(error)")
-        }
-        // No loader: a same-document navigation (fragment), done already.
-        guard let loaderID = result.loaderId else { return }
-        let (loaded, committed) = state.withLock {
-            let loaded = state.wait(until: Deadline(seconds: config.loadTimeout)) { loadedLoaderID == loaderID || session !== s }
-            return (loaded && session === s, committedLoaderID == loaderID)
-        }
-        if loaded {
-            log("loaded \(url.prefix(200)) in \((Deadline.now - started) / 1_000_000) ms")
-        } else if committed {
-            // The page is there but some resource keeps it from finishing: good enough to answer.
-            log("\(url.prefix(200)) did not finish loading within \(Int(config.loadTimeout)) s; answering anyway")
-        } else {
-            throw CDPError(description: "\(url.prefix(200)) did not load within \(Int(config.loadTimeout)) s")
-        }
-    }
-
     // MARK: Helpers
 
-    /// The live DevTools session, waiting while Chromium (re)starts.
-    private func waitForSession(timeout: Double = 60) throws -> CDPClient {
-        let s = state.withLock { () -> CDPClient? in
-            _ = state.wait(until: Deadline(seconds: timeout)) { session != nil && !session!.isClosed }
-            return session
+    /// The oldest open tab's session, waiting while Chromium (re)starts.
+    func waitForPrimaryTab(timeout: Double = 60) throws -> CDPPage {
+        let s = state.withLock { () -> CDPPage? in
+            _ = state.wait(until: Deadline(seconds: timeout)) { connection.map { !$0.isClosed } == true && tabs.primary != nil }
+            return connection.map { !$0.isClosed } == true ? tabs.primary?.page : nil
         }
-        guard let s, !s.isClosed else { throw CDPError(description: "chromium is not running (waited \(Int(timeout)) s)") }
+        guard let s else { throw CDPError(description: "chromium is not running (waited \(Int(timeout)) s)") }
         return s
     }
 
-    private func cookies(_ s: CDPClient) throws -> [Cookie] {
+    private func cookies(_ s: CDPPage) throws -> [Cookie] {
         struct Cookies: Decodable {
             struct Item: Decodable {
                 var name: String; var value: String; var domain: String; var path: String?
@@ -327,13 +295,7 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
             }
             var cookies: [Item]
         }
-        let list: Cookies
-        do {
-            list = try s.call("Network.getAllCookies", timeout: 10, as: Cookies.self)
-        } catch {
-            // Network.getAllCookies is deprecated; Storage.getCookies is its successor.
-            list = try s.call("Storage.getCookies", timeout: 10, as: Cookies.self)
-        }
+        let list = try s.client.call("Storage.getCookies", timeout: 10, as: Cookies.self)
         return list.cookies.prefix(1000).map { c in
             let persistent = c.session != true && (c.expires ?? -1) > 0
             return Cookie(name: c.name, value: c.value, domain: c.domain, path: c.path, secure: c.secure,

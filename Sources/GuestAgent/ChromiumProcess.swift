@@ -58,7 +58,9 @@ final class ChromiumProcess: @unchecked Sendable {
 
     private init(pid: pid_t) { self.pid = pid }
 
-    static func launch(_ config: ChromiumConfig, startURL: String) throws -> ChromiumProcess {
+    /// `kiosk`: one full-screen page without browser controls; otherwise the normal window
+    /// (address bar, tabs, back/forward, downloads), sized to the screen by /etc/chromium.d.
+    static func launch(_ config: ChromiumConfig, kiosk: Bool, startURL: String) throws -> ChromiumProcess {
         let user = try BrowserUser.lookup(config.user)
         let p = config.profileDir
         var args = [
@@ -70,12 +72,13 @@ final class ChromiumProcess: @unchecked Sendable {
             "--remote-debugging-port=\(config.devtoolsPort)",
             "--remote-allow-origins=http://127.0.0.1:\(config.devtoolsPort)",
             "--no-first-run", "--no-default-browser-check", "--noerrdialogs",
-            "--kiosk", "--start-fullscreen", "--hide-crash-restore-bubble",
+            "--hide-crash-restore-bubble",
             "--password-store=basic", "--disable-background-networking",
             // No crashpad handler: it leaves the process group, so stop() could not reap it.
             "--disable-breakpad", "--disable-crash-reporter",
             "--autoplay-policy=no-user-gesture-required",
         ]
+        args += kiosk ? ["--kiosk", "--start-fullscreen"] : ["--start-maximized"]
         args += config.extraArgs
         args.append(startURL)
         // HOME and the XDG dirs inside the profile, so a reset wipes everything the browser wrote.

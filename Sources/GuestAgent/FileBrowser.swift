@@ -33,7 +33,8 @@ final class FileBrowser: Browser {
         BrowserStatus(homepage: try load()?.homepage)
     }
 
-    func configure(homepage: String, cookies: [Cookie]) throws -> Configured {
+    /// `kiosk` means nothing without a screen.
+    func configure(homepage: String, cookies: [Cookie], kiosk: Bool) throws -> Configured {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = [UInt8](try encoder.encode(BrowserState(homepage: homepage, cookies: cookies)))

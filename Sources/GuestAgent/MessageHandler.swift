@@ -76,8 +76,9 @@ final class MessageHandler: Sendable {
             switch message.type {
             case .configure:
                 // validate() guaranteed id and a non-empty homepage.
-                let applied = try browser.configure(homepage: message.homepage ?? "", cookies: message.cookies ?? [])
-                return (AgentMessage(type: .configured, id: id, homepage: applied.homepage), applied.afterReply)
+                let applied = try browser.configure(homepage: message.homepage ?? "", cookies: message.cookies ?? [], kiosk: message.kiosk ?? false)
+                return (AgentMessage(type: .configured, id: id, homepage: applied.homepage, loadError: applied.loadError.map { truncated($0, 1024) }),
+                        applied.afterReply)
             case .navigate:
                 try browser.navigate(url: message.url ?? "")
                 return (AgentMessage(type: .navigated, id: id), nil)

@@ -1,5 +1,5 @@
-// After every top-level page load: a PNG screenshot and an MHTML snapshot, taken through
-// DevTools on the capture thread and handed to the PageSender, so the port keeps answering
+// After every top-level page load, in any tab: a PNG screenshot and an MHTML snapshot, taken
+// through the tab's DevTools session on the capture thread and handed to the PageSender, so the port keeps answering
 // requests meanwhile.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -16,14 +16,14 @@ final class PageCapturer: @unchecked Sendable {
 
     init(sender: PageSender) { self.sender = sender }
 
-    func pageLoaded(url: String, time: Int64, session: CDPClient) {
+    func pageLoaded(url: String, tab: Int, time: Int64, session: CDPPage) {
         // Read now: a capture of a page loaded before a reset must not be delivered after it.
         let generation = sender.currentGeneration
-        let queued = queue.submit { [self] in capture(url: url, time: time, session: session, generation: generation) }
+        let queued = queue.submit { [self] in capture(url: url, tab: tab, time: time, session: session, generation: generation) }
         if !queued { log("capture queue full: no capture for \(url.prefix(200))") }
     }
 
-    private func capture(url: String, time: Int64, session: CDPClient, generation: UInt64) {
+    private func capture(url: String, tab: Int, time: Int64, session: CDPPage, generation: UInt64) {
         let started = Deadline.now
         let title = (try? session.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self))?.current?.title ?? ""
         let screenshot = part(.screenshot, url: url) {
@@ -34,7 +34,7 @@ final class PageCapturer: @unchecked Sendable {
         let mhtml = part(.mhtml, url: url) {
             Array(try session.call("Page.captureSnapshot", ["format": "mhtml"], timeout: 60, as: DataResult.self).data.utf8)
         }
-        sender.send(url: url, title: title, time: time, screenshot: screenshot, mhtml: mhtml,
+        sender.send(url: url, title: title, tab: tab, time: time, screenshot: screenshot, mhtml: mhtml,
                     generation: generation, startedAt: started)
     }
 

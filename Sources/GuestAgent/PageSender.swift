@@ -27,7 +27,7 @@ final class PageSender: @unchecked Sendable {
     /// False (logged) when the host connection changed or the session was reset since
     /// `generation`, or the host stopped reading: the rest is abandoned.
     @discardableResult
-    func send(url: String, title: String, time: Int64, screenshot: [UInt8], mhtml: [UInt8],
+    func send(url: String, title: String, tab: Int? = nil, time: Int64, screenshot: [UInt8], mhtml: [UInt8],
               generation: UInt64, startedAt started: UInt64 = Deadline.now) -> Bool {
         let screenshot = Self.fitted(.screenshot, screenshot, url: url)
         let mhtml = Self.fitted(.mhtml, mhtml, url: url)
@@ -35,7 +35,7 @@ final class PageSender: @unchecked Sendable {
         let deadline = Deadline(seconds: 120)
         let announce = AgentMessage(
             type: .page, url: String(url.utf8.count <= 8192 ? url : "about:invalid"),
-            title: truncated(title, 1024), page: number, time: time,
+            title: truncated(title, 1024), tab: tab, page: number, time: time,
             screenshotBytes: screenshot.count, mhtmlBytes: mhtml.count)
         guard outbox.sendBulk(announce, generation: generation, deadline: deadline),
               send(.screenshot, screenshot, page: number, generation: generation, deadline: deadline),

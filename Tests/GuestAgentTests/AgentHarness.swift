@@ -41,14 +41,14 @@ final class AgentHarness: @unchecked Sendable {
     let logPath: String
 
     enum BrowserKind {
-        /// Headless Chromium with DevTools on this port.
-        case chromium(devtoolsPort: UInt16)
+        /// Headless Chromium with DevTools on this port (and extra command-line flags).
+        case chromium(devtoolsPort: UInt16, flags: String = "")
         /// The file browser, its state file in the test's directory.
         case file
     }
 
-    convenience init(devtoolsPort: UInt16, name: String) throws {
-        try self.init(name: name, browser: .chromium(devtoolsPort: devtoolsPort))
+    convenience init(devtoolsPort: UInt16, name: String, chromiumFlags: String = "") throws {
+        try self.init(name: name, browser: .chromium(devtoolsPort: devtoolsPort, flags: chromiumFlags))
     }
 
     init(name: String, browser: BrowserKind) throws {
@@ -82,12 +82,12 @@ final class AgentHarness: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: agentBinary)
         switch browser {
-        case .chromium(let devtoolsPort):
+        case .chromium(let devtoolsPort, let flags):
             process.arguments = [
                 "--port", slavePath, "--browser", "chromium", "--chromium", chromiumBinary,
                 "--browser-user", String(cString: getpwuid(geteuid())!.pointee.pw_name),
                 "--profile-dir", dir + "/profile", "--devtools-port", String(devtoolsPort),
-                "--chromium-args", "--headless=new --no-sandbox --window-size=800,600",
+                "--chromium-args", "--headless=new --no-sandbox --window-size=800,600" + (flags.isEmpty ? "" : " " + flags),
                 "--load-timeout", "20",
             ]
         case .file:
