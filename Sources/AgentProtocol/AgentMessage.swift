@@ -99,6 +99,8 @@ public struct AgentMessage: Codable, Sendable, Equatable {
     /// state: pointer events the guest kernel received since the agent started (evdev EV_ABS and
     /// EV_REL events, and presses of buttons, EV_KEY codes 0x100 and up).
     public var pointerEvents: UInt64?
+    /// state: the browser's open tabs and windows.
+    public var tabs: Int?
 
     public init(
         type: Kind, id: UInt64? = nil, agentVersion: String? = nil, ip: String? = nil,
@@ -106,7 +108,7 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         url: String? = nil, title: String? = nil, loadError: String? = nil, kiosk: Bool? = nil, tab: Int? = nil, page: UInt64? = nil, time: Int64? = nil,
         screenshotBytes: Int? = nil, mhtmlBytes: Int? = nil, part: BlobPart? = nil, offset: Int? = nil,
         data: String? = nil, final: Bool? = nil, history: [String]? = nil,
-        keyEvents: UInt64? = nil, pointerEvents: UInt64? = nil
+        keyEvents: UInt64? = nil, pointerEvents: UInt64? = nil, tabs: Int? = nil
     ) {
         self.v = agentProtocolVersion
         self.type = type
@@ -132,6 +134,7 @@ public struct AgentMessage: Codable, Sendable, Equatable {
         self.history = history
         self.keyEvents = keyEvents
         self.pointerEvents = pointerEvents
+        self.tabs = tabs
     }
 }
 

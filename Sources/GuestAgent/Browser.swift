@@ -29,4 +29,6 @@ struct BrowserStatus {
     var homepage: String?
     var history: [String]? = nil
     var cookies: [Cookie]? = nil
+    /// Open tabs and windows (Chromium).
+    var tabs: Int? = nil
 }

@@ -37,17 +37,25 @@ extension ChromiumBrowser {
                     var unreachableUrl: String?
                 }
                 var frame: Frame
+                var type: String?
             }
-            guard let session = event.sessionId, let frame = event.params(FrameNavigated.self)?.frame, frame.parentId == nil else { return }
-            state.withLock {
-                guard epoch == eventEpoch else { return }
+            guard let session = event.sessionId, let navigated = event.params(FrameNavigated.self), navigated.frame.parentId == nil else { return }
+            let frame = navigated.frame
+            // Back or forward to a page kept in the back/forward cache: shown at once, with no
+            // load event to wait for, so it is captured now.
+            let restored = navigated.type == "BackForwardCacheRestore"
+            let capture: BrowserTab? = state.withLock {
+                guard epoch == eventEpoch else { return nil }
                 tabs.update(session: session) { tab in
                     tab.committedLoaderID = frame.loaderId
                     tab.committedURL = frame.unreachableUrl ?? frame.url
-                    tab.captureDue = true
+                    tab.captureDue = !restored
+                    if restored { tab.loadedLoaderID = frame.loaderId }
                 }
                 state.broadcast()
+                return restored ? tabs[session] : nil
             }
+            if let tab = capture { capturer.pageLoaded(url: tab.committedURL, tab: tab.number, time: epochMilliseconds(), session: tab.page) }
         case "Page.loadEventFired":
             guard let session = event.sessionId else { return }
             let capture: (String, BrowserTab)? = state.withLock {

@@ -92,7 +92,8 @@ final class ChromiumBrowser: Browser, @unchecked Sendable {
     func status() throws -> BrowserStatus {
         let s = try waitForPrimaryTab(timeout: 10)
         let history = try s.call("Page.getNavigationHistory", timeout: 10, as: NavigationHistory.self)
-        return BrowserStatus(homepage: history.current?.url, history: history.entries.map(\.url), cookies: try cookies(s))
+        return BrowserStatus(homepage: history.current?.url, history: history.entries.map(\.url), cookies: try cookies(s),
+                             tabs: state.withLock { tabs.bySession.count })
     }
 
     func reset() throws {

@@ -96,7 +96,7 @@ final class MessageHandler: Sendable {
                 return (fittedState(AgentMessage(
                     type: .state, id: id, ip: firstIPv4Address(), homepage: status.homepage,
                     cookies: status.cookies, history: status.history,
-                    keyEvents: counts.keys, pointerEvents: counts.pointer)), nil)
+                    keyEvents: counts.keys, pointerEvents: counts.pointer, tabs: status.tabs)), nil)
             }
         } catch {
             return (errorReply(id: id, "\(message.type.rawValue) failed: \(error)"), nil)

@@ -58,6 +58,8 @@ import Testing
         Case(method: .put, uri: "/v1/pool", body: #"{"min":1,"max":1}"#, status: .badRequest),
         Case(method: .post, uri: "/v1/batches", body: #"{"size":0,"homepage":"http://a.test/"}"#, status: .badRequest),
         Case(method: .post, uri: "/v1/batches", body: #"{"size":2,"homepage":"file:///etc/passwd"}"#, status: .badRequest),
+        Case(method: .post, uri: "/v1/batches", body: #"{"size":1,"homepage":"http://a.test/","browser":"fullscreen"}"#, status: .badRequest),
+        Case(method: .post, uri: "/v1/batches", body: #"{"size":1,"homepage":"http://a.test/","browser":1}"#, status: .badRequest),
         Case(method: .post, uri: "/v1/batches", body: #"{"size":2.5,"homepage":"http://a.test/"}"#, status: .badRequest),
         Case(method: .post, uri: "/v1/batches", body: String(repeating: "x", count: 70_000), status: .contentTooLarge),
         Case(method: .get, uri: "/v1/batches/999", status: .notFound),

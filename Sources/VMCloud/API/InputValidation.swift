@@ -65,6 +65,15 @@ enum InputValidation {
         return try homepage(decoded)
     }
 
+    /// A batch's `browser`: `full` (the default) or `kiosk`.
+    static func browserWindow(_ raw: String?) throws -> BrowserWindow {
+        guard let raw else { return .full }
+        guard let window = BrowserWindow(rawValue: raw) else {
+            throw APIError.badRequest("browser must be 'full' or 'kiosk', got '\(raw.prefix(32))'")
+        }
+        return window
+    }
+
     /// Cookies for a batch: the guest channel's own rules (count, sizes, characters), plus a
     /// domain that is a host name.
     static func cookies(_ cookies: [Cookie]) throws -> [Cookie] {

@@ -41,6 +41,8 @@ struct PageView: Encodable {
     let at: Date
     let screenshotBytes: Int
     let mhtmlBytes: Int
+    /// The browser tab it loaded in, numbered from 1 per session in the order tabs opened.
+    let tab: Int?
     let screenshot: String?
     let mhtml: String?
 
@@ -51,6 +53,7 @@ struct PageView: Encodable {
         at = page.at
         screenshotBytes = page.screenshotBytes
         mhtmlBytes = page.mhtmlBytes
+        tab = page.tab
         screenshot = page.screenshotHash == nil ? nil : "/v1/pages/\(id)/screenshot.png"
         mhtml = page.mhtmlHash == nil ? nil : "/v1/pages/\(id)/page.mhtml"
     }

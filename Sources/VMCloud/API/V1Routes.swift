@@ -54,7 +54,7 @@ struct V1Routes {
             let state = try await pool.agentState(vm: id)
             return JSONBody.response(AgentStateView(
                 homepage: state.homepage, ip: state.ip, history: state.history, cookies: state.cookies,
-                keyEvents: state.keyEvents, pointerEvents: state.pointerEvents))
+                keyEvents: state.keyEvents, pointerEvents: state.pointerEvents, tabs: state.tabs))
         }
         v1.post("vms/:id/navigate", access: .admin) { request, context in
             let id = try InputValidation.id(context.parameters.require("id"), "id")
@@ -72,7 +72,8 @@ struct V1Routes {
             let size = try InputValidation.batchSize(body.size)
             let homepage = try InputValidation.homepage(body.homepage)
             let cookies = try InputValidation.cookies(body.cookies ?? [])
-            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies, client: context.requireClient().clientId)
+            let browser = try InputValidation.browserWindow(body.browser)
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies, client: context.requireClient().clientId, browser: browser)
             return JSONBody.response(BatchView(batch), status: .created)
         }
         v1.get("batches/:id", access: .client) { _, context in
@@ -136,7 +137,9 @@ struct V1Routes {
         let size = try await pool.store.poolSize()
         var counts: [String: Int] = [:]
         for vm in try await pool.store.vms() where vm.state.isLive { counts[vm.state.rawValue, default: 0] += 1 }
-        return JSONBody.response(PoolView(instance: pool.store.instanceId, min: size.min, max: size.max, lingerMs: size.lingerMs, vms: counts))
+        let pause = await pool.bootPause()
+        return JSONBody.response(PoolView(instance: pool.store.instanceId, min: size.min, max: size.max, lingerMs: size.lingerMs, vms: counts,
+                                          faults: pause.faults, bootFailures: pause.bootFailures, bootsPausedUntil: pause.until))
     }
 
     private func handleView(_ handle: HandleRecord) async throws -> HandleView {

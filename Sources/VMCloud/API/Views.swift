@@ -21,6 +21,8 @@ struct VMView: Encodable, Equatable {
     let createdAt: Date
     let stateSince: Date
     let lastError: String?
+    /// How this session's homepage load went, once the agent answered the configure.
+    let homepageLoad: HomepageLoad?
     /// Set when the VM is shown for a handle (handle-status).
     var pages: PagesReference?
     /// Set when the VM is shown for a handle (handle-status): its screen in a browser.
@@ -38,7 +40,16 @@ struct VMView: Encodable, Equatable {
         createdAt = vm.createdAt
         stateSince = vm.stateSince
         lastError = vm.lastError
+        homepageLoad = vm.homepageAt.map { HomepageLoad(outcome: vm.homepageError == nil ? "loaded" : "failed", error: vm.homepageError, at: $0) }
     }
+}
+
+/// `loaded`, or `failed` with Chromium's reason (`net::ERR_NAME_NOT_RESOLVED`, `HTTP 503`,
+/// `timeout: ...`) and when. A site that fails is the worker's business: the VM serves anyway.
+struct HomepageLoad: Encodable, Equatable {
+    let outcome: String
+    let error: String?
+    let at: Date
 }
 
 /// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`.
@@ -91,6 +102,8 @@ struct BatchView: Encodable {
     let granted: Int
     let createdAt: Date
     let cookies: [Cookie]?
+    /// `full` (Chromium's normal window) or `kiosk`.
+    let browser: String
     let handles: [HandleView]?
 
     init(_ batch: BatchRecord, handles: [HandleView]? = nil) {
@@ -101,6 +114,7 @@ struct BatchView: Encodable {
         granted = batch.granted
         createdAt = batch.createdAt
         cookies = batch.cookies
+        browser = batch.browser.rawValue
         self.handles = handles
     }
 }
@@ -113,6 +127,11 @@ struct PoolView: Encodable {
     let lingerMs: Int64
     /// Live VMs per state.
     let vms: [String: Int]
+    /// VM faults in a row and boot failures in a row; while `bootsPausedUntil` is set, no new
+    /// VM boots (a fault every new VM meets waits instead of looping).
+    let faults: Int
+    let bootFailures: Int
+    let bootsPausedUntil: Date?
 }
 
 struct EventView: Encodable {
@@ -147,6 +166,8 @@ struct BatchBody: Decodable {
     let size: Int
     let homepage: String
     let cookies: [Cookie]?
+    /// `full` (default) or `kiosk`.
+    let browser: String?
 }
 
 struct NavigateBody: Decodable {
@@ -163,4 +184,6 @@ struct AgentStateView: Encodable {
     /// types and points; a view session adds nothing).
     let keyEvents: UInt64?
     let pointerEvents: UInt64?
+    /// The browser's open tabs and windows (Chromium).
+    let tabs: Int?
 }

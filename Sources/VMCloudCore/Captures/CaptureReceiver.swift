@@ -122,11 +122,13 @@ package actor CaptureReceiver {
         }
         inFlight.removeValue(forKey: vm)
         let a = pending.announcement
-        return PageRecord(
+        var page = PageRecord(
             id: nil, vmId: vm, vmSession: pending.session, agentPage: Int64(clamping: a.page ?? 0),
             url: a.url ?? "", title: a.title ?? "", at: Date(), guestTime: a.time ?? 0,
             screenshotHash: pending.hashes[.screenshot], screenshotBytes: a.screenshotBytes ?? 0,
             mhtmlHash: pending.hashes[.mhtml], mhtmlBytes: a.mhtmlBytes ?? 0)
+        page.tab = a.tab
+        return page
     }
 
     private func discard(_ pending: PendingPage) {

@@ -65,14 +65,14 @@ extension Pool {
             kick()  // the next pass destroys it
         }
         result.lookAgainAt = min(result.lookAgainAt ?? .distantFuture, sizing.lookAgainAt ?? .distantFuture)
-        if boots.allows() {
+        if bootsAllowed {
             for _ in 0..<sizing.boot {
                 let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
                 result.known.insert(vm.domainName)
                 result.work.append(VMWork(.pool(vm: vm.id!)) { await self.boot(vm) })
             }
         } else if sizing.boot > 0 {
-            result.lookAgainAt = min(result.lookAgainAt!, boots.notBefore)
+            result.lookAgainAt = min(result.lookAgainAt!, bootsResumeAt)
         }
         if result.lookAgainAt == .distantFuture { result.lookAgainAt = nil }
         return result
@@ -84,8 +84,8 @@ extension Pool {
         let owner = DomainOwner.pool(vm: id)
         switch action {
         case .boot:
-            guard boots.allows() else {
-                result.lookAgainAt = min(result.lookAgainAt ?? boots.notBefore, boots.notBefore)
+            guard bootsAllowed else {
+                result.lookAgainAt = min(result.lookAgainAt ?? bootsResumeAt, bootsResumeAt)
                 return nil
             }
             return VMWork(owner) { await self.boot(vm) }

@@ -28,11 +28,13 @@ extension Pool {
 
     func configure(_ id: Int64, _ setup: Store.BrowserSetup) async {
         do {
-            let reply = try await agent(id).request(AgentMessage(type: .configure, homepage: setup.homepage, cookies: setup.cookies),
-                                                    timeout: settings.agentTimeout)
+            let reply = try await agent(id).request(
+                AgentMessage(type: .configure, homepage: setup.homepage, cookies: setup.cookies, kiosk: setup.browser == .kiosk),
+                timeout: settings.agentTimeout)
             guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
-            let configured = try await store.configured(vm: id, homepage: reply.homepage)
+            let configured = try await store.configured(vm: id, homepage: reply.homepage, loadError: reply.loadError)
             configured.assigned.forEach(Self.recordWait)
+            faults = Backoff()
         } catch {
             try? await fail(id, reason: "configure failed: \(error)")
         }
@@ -55,6 +57,11 @@ extension Pool {
                 AgentMessage(type: .configure, homepage: job.url, cookies: job.cookies ?? []),
                 timeout: min(settings.agentTimeout, Double(job.timeoutMs) / 1000))
             guard reply.type == .configured else { throw AgentError.unexpectedReply(reply.type) }
+            if let failure = reply.loadError {
+                // The job asked for this page's capture; an error page is no answer to it.
+                _ = try await store.endJobAttempt(claim.attemptId, .error, reason: "loading the page failed: \(failure)")
+                kick()
+            }
         } catch {
             _ = try? await store.endJobAttempt(claim.attemptId, .error, reason: "loading the page failed: \(error)")
         }
@@ -69,6 +76,7 @@ extension Pool {
             guard reply.type == .resetDone else { throw AgentError.unexpectedReply(reply.type) }
             ApplianceMetrics.resetDuration.record(duration: ContinuousClock.now - started)
             _ = try await store.resetDone(vm: id)
+            faults = Backoff()
         } catch {
             try? await fail(id, reason: "reset failed: \(error)")
         }
@@ -107,6 +115,11 @@ extension Pool {
     func fail(_ id: Int64, reason: String) async throws {
         if try await store.markFailed(vm: id, reason: reason) {
             logger.warning("VM failed", metadata: ["vm": "\(id)", "reason": "\(reason)"])
+            let pause = faults.failed()
+            if faults.failures > 1 {
+                try? await store.record("pool.boots_paused", vm: id,
+                    "\(faults.failures) VM faults in a row (last: \(reason.prefix(300))): no new VM for \(Int(pause)) s")
+            }
         }
         kick()
     }

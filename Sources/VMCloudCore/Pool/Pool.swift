@@ -21,6 +21,20 @@ package actor Pool: VMRole {
     /// Boot failures: while it says so, no new VM is booted (a broken image or host must not
     /// turn into a storm of doomed domains). A VM's hello ends it.
     var boots = Backoff()
+    /// VM faults (agent gone, configure or reset refused, QEMU died) since the last VM that
+    /// served: while it says so, no replacement is booted, so a fault that every new VM meets
+    /// pauses instead of looping. A configure or reset that succeeds ends it. A site that
+    /// fails to load is not a fault (the worker gets the browser showing it).
+    var faults = Backoff()
+
+    /// Whether new VMs may boot now, and when they may if not.
+    var bootsAllowed: Bool { boots.allows() && faults.allows() }
+    var bootsResumeAt: Date { max(boots.notBefore, faults.notBefore) }
+
+    /// For `GET /v1/pool`: consecutive VM faults and boot failures, and until when boots pause.
+    package func bootPause() -> (faults: Int, bootFailures: Int, until: Date?) {
+        (faults.failures, boots.failures, bootsAllowed ? nil : bootsResumeAt)
+    }
 
     package init(store: Store, hypervisor: Hypervisor, captures: CaptureReceiver, settings: PoolSettings, agents: GuestAgents,
                  trigger: PassTrigger, logger: Logger) {
@@ -46,8 +60,8 @@ package actor Pool: VMRole {
         kick()
     }
 
-    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client)
+    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, browser: BrowserWindow = .full) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client, browser: browser)
         kick()
         return batch
     }

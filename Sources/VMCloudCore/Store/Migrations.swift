@@ -200,6 +200,16 @@ package enum Migrations {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        // Issue 20: how each session's homepage load went, the batch's window mode, and the tab
+        // of each captured page.
+        migrator.registerMigration("v8-browser-outcomes") { db in
+            try db.alter(table: "vm") { t in
+                t.add(column: "homepageError", .text)
+                t.add(column: "homepageAt", .datetime)
+            }
+            try db.alter(table: "batch") { t in t.add(column: "browser", .text).notNull().defaults(to: BrowserWindow.full.rawValue) }
+            try db.alter(table: "page") { t in t.add(column: "tab", .integer) }
+        }
         return migrator
     }
 }

@@ -18,13 +18,14 @@ extension Store {
         }
     }
 
-    package func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
+    package func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, browser: BrowserWindow = .full) async throws -> BatchRecord {
         try await pool.write { db in
             var batch = BatchRecord(
                 id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date(),
                 cookies: cookies.isEmpty ? nil : cookies, clientId: client)
+            batch.browser = browser
             try batch.insert(db)
-            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s)")
+            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s), \(browser.rawValue) browser")
             return batch
         }
     }
@@ -168,10 +169,12 @@ extension Store {
     package struct BrowserSetup: Equatable, Sendable {
         package var homepage: String
         package var cookies: [Cookie]
+        package var browser: BrowserWindow
 
         package init(_ batch: BatchRecord) {
             homepage = batch.homepage
             cookies = batch.cookies ?? []
+            browser = batch.browser
         }
     }
 
@@ -206,10 +209,17 @@ extension Store {
     /// The agent applied the batch's homepage. If the batch was cancelled meanwhile, the VM goes
     /// back to the pool through a reset.
     /// `assigned`: the waiting handle the VM went to, if any.
-    package func configured(vm id: Int64, homepage: String?) async throws -> (outcome: ConfiguredOutcome, assigned: [HandleRecord]) {
+    /// The agent applied the batch's setup; `loadError` says why its homepage did not load (the
+    /// worker still gets the browser, showing what the site showed).
+    package func configured(vm id: Int64, homepage: String?, loadError: String? = nil) async throws -> (outcome: ConfiguredOutcome, assigned: [HandleRecord]) {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .preparing else { return (.ignored, []) }
             vm.homepage = homepage
+            vm.homepageError = loadError
+            vm.homepageAt = Date()
+            if let loadError {
+                try Store.log(db, "vm.homepage_failed", vm: id, batch: vm.batchId, "\(homepage ?? "the homepage") did not load: \(loadError)")
+            }
             let batch = try vm.batchId.flatMap { try BatchRecord.fetchOne(db, key: $0) }
             guard let batch, batch.state == .open else {
                 vm.batchId = nil
@@ -232,6 +242,8 @@ extension Store {
         try await pool.write { db in
             guard var vm = try VMRecord.fetchOne(db, key: id), vm.state == .resetting else { return .ignored }
             vm.homepage = nil
+            vm.homepageError = nil
+            vm.homepageAt = nil
             // A clean slate starts a new session: later pages belong to the next user.
             vm.session += 1
             if let batchId = vm.batchId, let batch = try BatchRecord.fetchOne(db, key: batchId), batch.state == .open {

@@ -53,6 +53,10 @@ package struct VMRecord: Codable, Sendable, Equatable, FetchableRecord, MutableP
     package var session: Int64 = 0
     /// The capture job it runs (state working).
     package var jobId: Int64? = nil
+    /// Why this session's homepage did not load (DNS, refused, HTTP status, timeout), nil if it
+    /// loaded or no configure answered yet; `homepageAt` is when the agent answered.
+    package var homepageError: String? = nil
+    package var homepageAt: Date? = nil
 
     package init(id: Int64? = nil, domainName: String, state: VMState, batchId: Int64? = nil, handleId: Int64? = nil, ip: String? = nil, agentVersion: String? = nil, homepage: String? = nil, createdAt: Date, stateSince: Date, idleSince: Date? = nil, lastError: String? = nil, session: Int64 = 0, jobId: Int64? = nil) {
         self.id = id
@@ -74,6 +78,12 @@ package struct VMRecord: Codable, Sendable, Equatable, FetchableRecord, MutableP
     package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+/// How a batch's browsers show: `full`, Chromium's normal window (address bar, tabs,
+/// back/forward, downloads), or `kiosk`, one full-screen page without browser controls.
+package enum BrowserWindow: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
+    case full, kiosk
+}
+
 package struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     package static let databaseTableName = "batch"
     package var id: Int64?
@@ -87,6 +97,8 @@ package struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     package var cookies: [Cookie]?
     /// The client that prepared it; nil: the legacy caller on a trusted network.
     package var clientId: Int64? = nil
+    /// The browser's window: Chromium's normal one, or a kiosk.
+    package var browser: BrowserWindow = .full
 
     package init(id: Int64? = nil, size: Int, homepage: String, state: BatchState, granted: Int, createdAt: Date, cookies: [Cookie]? = nil, clientId: Int64? = nil) {
         self.id = id
@@ -193,6 +205,8 @@ package struct PageRecord: Codable, Sendable, Equatable, FetchableRecord, Mutabl
     package var screenshotBytes: Int
     package var mhtmlHash: String?
     package var mhtmlBytes: Int
+    /// The browser tab it loaded in (numbered per session), nil from browsers without tabs.
+    package var tab: Int? = nil
 
     package init(id: Int64? = nil, vmId: Int64, vmSession: Int64, agentPage: Int64, url: String, title: String, at: Date, guestTime: Int64, screenshotHash: String? = nil, screenshotBytes: Int, mhtmlHash: String? = nil, mhtmlBytes: Int) {
         self.id = id

@@ -31,6 +31,14 @@ final class TestSite: @unchecked Sendable {
         <body><p>second-page-text</p></body></html>
         """
 
+    /// Pages a worker clicks through in the full browser: each is one link covering the whole
+    /// page, so a click anywhere on it follows the link; the first opens a new tab.
+    static let tabPages = [
+        "tab-a.html": #"<!doctype html><html><head><title>Tab A</title></head><body style="margin:0"><a href="/tab-b.html" target="_blank" style="display:block;width:100vw;height:100vh;background:#3060c0;color:#fff">tab-a-text: opens B in a new tab</a></body></html>"#,
+        "tab-b.html": #"<!doctype html><html><head><title>Tab B</title></head><body style="margin:0"><a href="/tab-c.html" style="display:block;width:100vw;height:100vh;background:#30a060;color:#fff">tab-b-text: to C in this tab</a></body></html>"#,
+        "tab-c.html": #"<!doctype html><html><head><title>Tab C</title></head><body style="margin:0;background:#c06030"><p>tab-c-text</p></body></html>"#,
+    ]
+
     /// Plays a continuous tone through Web Audio (the browser image starts Chromium with
     /// autoplay allowed), for the audio path from the guest's sound card to a listener: 1 kHz,
     /// or the frequency in `?f=`.
@@ -59,6 +67,7 @@ final class TestSite: @unchecked Sendable {
         try Self.index.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
         try Self.second.write(toFile: directory + "/second.html", atomically: true, encoding: .utf8)
         try Self.tone.write(toFile: directory + "/tone.html", atomically: true, encoding: .utf8)
+        for (name, html) in Self.tabPages { try html.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-m", "http.server", String(port), "--bind", bind, "--directory", directory]
         process.standardOutput = FileHandle.nullDevice
