@@ -334,9 +334,9 @@ EOF
 # /usr/bin/chromium sources /etc/chromium.d/* and appends CHROMIUM_FLAGS to every start.
 # --disable-gpu: the VM has no GPU, software compositing beats SwiftShader emulation.
 put /etc/chromium.d/90-vmcloud <<'EOF' || true
-# vmcloud browser image defaults (the guest agent adds --kiosk, the profile and debugging port).
+# vmcloud browser image defaults (the guest agent adds the profile, the debugging port, and --kiosk for a kiosk batch).
 export CHROMIUM_FLAGS="$CHROMIUM_FLAGS --no-first-run --no-default-browser-check --disable-translate --disable-features=Translate,MediaRouter --password-store=basic --hide-crash-restore-bubble --noerrdialogs --disable-gpu --disable-background-networking"
-# No window manager: --kiosk alone leaves a default-sized window at 10,10. Cover the display,
+# No window manager: a window would open default-sized at 10,10. Cover the display,
 # whose mode Xorg took from the DRM connector's preferred (first) mode.
 vmcloud_mode=$(head -qn1 /sys/class/drm/card*-*/modes 2>/dev/null | head -n1)
 case "$vmcloud_mode" in

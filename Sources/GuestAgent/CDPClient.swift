@@ -71,6 +71,28 @@ final class CDPClient: @unchecked Sendable {
     }
 
     private func callRaw(_ method: String, _ params: JSONValue, session: String?, timeout: Double) throws -> [UInt8] {
+        try finish(try begin(method, params, session: session), method, timeout: timeout)
+    }
+
+    /// Sends every call before waiting for any reply, then waits for each: a tab that is
+    /// paused until it is set up answers its setup calls only once the last one resumes it.
+    /// Returns each call's failure, nil for those that succeeded.
+    func callAll(_ calls: [(String, JSONValue)], session: String?, timeout: Double = 30) -> [CDPError?] {
+        let sent = calls.map { call in Result { try begin(call.0, call.1, session: session) } }
+        return zip(calls, sent).map { call, id in
+            do {
+                _ = try finish(try id.get(), call.0, timeout: timeout)
+                return nil
+            } catch let error as CDPError {
+                return error
+            } catch {
+                return CDPError(description: "\(call.0): \(error)")
+            }
+        }
+    }
+
+    /// Sends one call; returns its id for `finish`.
+    private func begin(_ method: String, _ params: JSONValue, session: String?) throws -> UInt64 {
         let id: UInt64 = try lock.withLock {
             if let closedReason { throw CDPError(description: "\(method): DevTools connection closed: \(closedReason)") }
             defer { nextID += 1 }
@@ -84,6 +106,11 @@ final class CDPClient: @unchecked Sendable {
             _ = lock.withLock { pending.remove(id) }
             throw CDPError(description: "\(method): \(error)")
         }
+        return id
+    }
+
+    /// Waits for the reply to call `id`, at most `timeout` seconds.
+    private func finish(_ id: UInt64, _ method: String, timeout: Double) throws -> [UInt8] {
         let result: Result<[UInt8], CDPError>? = lock.withLock {
             _ = lock.wait(until: Deadline(seconds: timeout)) { replies[id] != nil || closedReason != nil }
             pending.remove(id)

@@ -101,13 +101,13 @@ extension ChromiumBrowser {
                 try? client.call("Target.detachFromTarget", ["sessionId": .string(sessionId)], timeout: 10)
                 return
             }
-            do {
-                try tab.page.call("Page.enable", timeout: 30)
-                // Renderer crashes ("Aw, Snap!") arrive as Inspector.targetCrashed.
-                try? tab.page.call("Inspector.enable", timeout: 10)
-                try tab.page.call("Runtime.runIfWaitingForDebugger", timeout: 10)
-            } catch {
-                log("setting up tab \(tab.number) failed: \(error)")
+            // All three go out at once: a paused tab (a link's new tab, in its own renderer)
+            // answers Page.enable only once it runs. Renderer crashes ("Aw, Snap!") arrive as
+            // Inspector.targetCrashed.
+            let failures = client.callAll([("Page.enable", [:]), ("Inspector.enable", [:]), ("Runtime.runIfWaitingForDebugger", [:])],
+                                          session: sessionId, timeout: 30)
+            if let failure = failures[0] ?? failures[2] {
+                log("setting up tab \(tab.number) failed: \(failure)")
                 return
             }
             state.withLock {
