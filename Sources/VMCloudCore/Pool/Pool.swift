@@ -46,8 +46,8 @@ package actor Pool: VMRole {
         kick()
     }
 
-    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client)
+    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, limits: BatchLimits = .none) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client, limits: limits)
         kick()
         return batch
     }
@@ -59,6 +59,8 @@ package actor Pool: VMRole {
         // A lock assigns at most its own handle: a batch never has a prepared VM and a waiting
         // handle at once.
         if handle.state == .assigned { Self.recordWait(handle) }
+        // A lease is a new deadline the engine must schedule a pass for.
+        if handle.leaseExpiresAt != nil { kick() }
         return handle
     }
 
