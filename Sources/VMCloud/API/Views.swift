@@ -41,11 +41,14 @@ struct VMView: Encodable, Equatable {
     }
 }
 
-/// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`.
+/// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`, plus the
+/// lease (`leaseSeconds`, `leaseExpiresAt`) of a live handle whose batch has one.
 struct HandleStatusView: Encodable {
     let assigned: Bool
     let vmid: Int64?
     let vm: VMView?
+    var leaseSeconds: Int? = nil
+    var leaseExpiresAt: Date? = nil
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -54,9 +57,18 @@ struct HandleStatusView: Encodable {
             try container.encode(vmid, forKey: .vmid)
             try container.encode(vm, forKey: .vm)
         }
+        try container.encodeIfPresent(leaseSeconds, forKey: .leaseSeconds)
+        try container.encodeIfPresent(leaseExpiresAt, forKey: .leaseExpiresAt)
     }
 
-    enum CodingKeys: String, CodingKey { case assigned, vmid, vm }
+    enum CodingKeys: String, CodingKey { case assigned, vmid, vm, leaseSeconds, leaseExpiresAt }
+
+    /// The lease fields of a handle that waits or is assigned (an ended one has none left).
+    mutating func showLease(of handle: HandleRecord) {
+        guard handle.state == .waiting || handle.state == .assigned else { return }
+        leaseSeconds = handle.leaseSeconds
+        leaseExpiresAt = handle.leaseExpiresAt
+    }
 }
 
 struct HandleView: Encodable {
@@ -69,6 +81,9 @@ struct HandleView: Encodable {
     let assignedAt: Date?
     let endedAt: Date?
     let reason: String?
+    /// Its batch's lease, and when it ends (or ended) unless kept alive.
+    let leaseSeconds: Int?
+    let leaseExpiresAt: Date?
 
     init(_ handle: HandleRecord, vm: VMRecord?) {
         id = handle.id!
@@ -80,6 +95,8 @@ struct HandleView: Encodable {
         assignedAt = handle.assignedAt
         endedAt = handle.endedAt
         reason = handle.reason
+        leaseSeconds = handle.leaseSeconds
+        leaseExpiresAt = handle.leaseExpiresAt
     }
 }
 
@@ -91,6 +108,8 @@ struct BatchView: Encodable {
     let granted: Int
     let createdAt: Date
     let cookies: [Cookie]?
+    let leaseSeconds: Int?
+    let expiresAt: Date?
     let handles: [HandleView]?
 
     init(_ batch: BatchRecord, handles: [HandleView]? = nil) {
@@ -101,6 +120,8 @@ struct BatchView: Encodable {
         granted = batch.granted
         createdAt = batch.createdAt
         cookies = batch.cookies
+        leaseSeconds = batch.leaseSeconds
+        expiresAt = batch.expiresAt
         self.handles = handles
     }
 }
@@ -147,6 +168,10 @@ struct BatchBody: Decodable {
     let size: Int
     let homepage: String
     let cookies: [Cookie]?
+    /// Seconds a handle lives without a poll or keepalive.
+    let leaseSeconds: Int?
+    /// ISO 8601: when the batch is cancelled by itself.
+    let expiresAt: String?
 }
 
 struct NavigateBody: Decodable {
