@@ -29,7 +29,7 @@ import Testing
             "GET /v1/vms/{id}/agent": .admin, "POST /v1/vms/{id}/navigate": .admin, "GET /v1/events": .admin,
             "GET /v1/batches": .client, "POST /v1/batches": .client, "GET /v1/batches/{id}": .client,
             "POST /v1/batches/{id}/cancel": .client, "POST /v1/batches/{id}/locks": .client,
-            "GET /v1/handles": .client, "GET /v1/handles/{id}": .client, "POST /v1/handles/{id}/release": .client,
+            "GET /v1/handles": .client, "GET /v1/handles/{id}": .client, "POST /v1/handles/{id}/release": .client, "POST /v1/handles/{id}/keepalive": .client,
             // MachineRoutes.
             "POST /v1/vms": .admin, "PATCH /v1/vms/{id}": .admin, "DELETE /v1/vms/{id}": .admin,
             "POST /v1/vms/{id}/suspend": .admin, "POST /v1/vms/{id}/resume": .admin, "POST /v1/vms/{id}/start": .admin,

@@ -168,7 +168,7 @@ import Testing
         let mode = try await reopened.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
         let migrations = try await reopened.pool.read { db in try Migrations.migrator.appliedMigrations(db) }
-        #expect(migrations == ["v1-pool", "v2-pages", "v3-access-tokens", "v4-machines", "v5-clients", "v6-jobs", "v7-resources", "v8-browser-outcomes"])
+        #expect(migrations == ["v1-pool", "v2-pages", "v3-access-tokens", "v4-machines", "v5-clients", "v6-jobs", "v7-resources", "v8-browser-outcomes", "v9-leases"])
     }
 
     @Test func batchCookiesReachTheGrantAndPagesStayWithTheirSession() async throws {

@@ -43,14 +43,19 @@ struct LegacyRoutes {
         router.get("/handle-status/:vmhandle", access: .client(.queryKeyOrTrustedNetwork)) { request, context in
             let id = try InputValidation.id(context.parameters.require("vmhandle"), "vmhandle")
             try context.requireAccess(owner: try await pool.store.handleOwner(id), else: StoreError.handleNotFound(id))
-            guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
+            // A poll keeps the handle's lease alive.
+            guard let handle = try await pool.store.pollHandle(id) else { throw StoreError.handleNotFound(id) }
             guard handle.state == .assigned, let vmId = handle.vmId, let vm = try await pool.store.vm(vmId) else {
-                return JSONBody.response(HandleStatusView(assigned: false, vmid: nil, vm: nil))
+                var status = HandleStatusView(assigned: false, vmid: nil, vm: nil)
+                status.showLease(of: handle)
+                return JSONBody.response(status)
             }
             var view = VMView(vm)
             view.pages = .init(count: try await pool.store.pages(handle: handle).count, list: "/v1/handles/\(id)/pages")
             view.viewer = try await viewer.links(for: handle, baseURL: viewer.baseURL(for: request))
-            return JSONBody.response(HandleStatusView(assigned: true, vmid: vmId, vm: view))
+            var status = HandleStatusView(assigned: true, vmid: vmId, vm: view)
+            status.showLease(of: handle)
+            return JSONBody.response(status)
         }
         router.post("/cancel-batch/:batch", access: .client(.queryKeyOrTrustedNetwork)) { _, context in
             let id = try InputValidation.id(context.parameters.require("batch"), "batch")

@@ -73,7 +73,9 @@ struct V1Routes {
             let homepage = try InputValidation.homepage(body.homepage)
             let cookies = try InputValidation.cookies(body.cookies ?? [])
             let browser = try InputValidation.browserWindow(body.browser)
-            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies, client: context.requireClient().clientId, browser: browser)
+            let limits = try InputValidation.batchLimits(leaseSeconds: body.leaseSeconds, expiresAt: body.expiresAt)
+            let batch = try await pool.prepareBatch(size: size, homepage: homepage, cookies: cookies,
+                                                    client: context.requireClient().clientId, limits: limits, browser: browser)
             return JSONBody.response(BatchView(batch), status: .created)
         }
         v1.get("batches/:id", access: .client) { _, context in
@@ -102,8 +104,13 @@ struct V1Routes {
         }
         v1.get("handles/:id", access: .client) { _, context in
             let id = try await ownHandle(context)
-            guard let handle = try await pool.store.handle(id) else { throw StoreError.handleNotFound(id) }
+            // Reading one handle is a poll: it keeps the handle's lease alive.
+            guard let handle = try await pool.store.pollHandle(id) else { throw StoreError.handleNotFound(id) }
             return JSONBody.response(try await handleView(handle))
+        }
+        v1.post("handles/:id/keepalive", access: .client) { _, context in
+            let id = try await ownHandle(context)
+            return JSONBody.response(try await handleView(pool.store.keepAlive(handleId: id)))
         }
         v1.post("handles/:id/release", access: .client) { _, context in
             let id = try await ownHandle(context)

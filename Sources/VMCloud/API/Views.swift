@@ -52,11 +52,14 @@ struct HomepageLoad: Encodable, Equatable {
     let at: Date
 }
 
-/// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`.
+/// The seed's handle-status: `{assigned: false}` or `{assigned: true, vmid, vm}`, plus the
+/// lease (`leaseSeconds`, `leaseExpiresAt`) of a live handle whose batch has one.
 struct HandleStatusView: Encodable {
     let assigned: Bool
     let vmid: Int64?
     let vm: VMView?
+    var leaseSeconds: Int? = nil
+    var leaseExpiresAt: Date? = nil
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -65,9 +68,18 @@ struct HandleStatusView: Encodable {
             try container.encode(vmid, forKey: .vmid)
             try container.encode(vm, forKey: .vm)
         }
+        try container.encodeIfPresent(leaseSeconds, forKey: .leaseSeconds)
+        try container.encodeIfPresent(leaseExpiresAt, forKey: .leaseExpiresAt)
     }
 
-    enum CodingKeys: String, CodingKey { case assigned, vmid, vm }
+    enum CodingKeys: String, CodingKey { case assigned, vmid, vm, leaseSeconds, leaseExpiresAt }
+
+    /// The lease fields of a handle that waits or is assigned (an ended one has none left).
+    mutating func showLease(of handle: HandleRecord) {
+        guard handle.state == .waiting || handle.state == .assigned else { return }
+        leaseSeconds = handle.leaseSeconds
+        leaseExpiresAt = handle.leaseExpiresAt
+    }
 }
 
 struct HandleView: Encodable {
@@ -80,6 +92,9 @@ struct HandleView: Encodable {
     let assignedAt: Date?
     let endedAt: Date?
     let reason: String?
+    /// Its batch's lease, and when it ends (or ended) unless kept alive.
+    let leaseSeconds: Int?
+    let leaseExpiresAt: Date?
 
     init(_ handle: HandleRecord, vm: VMRecord?) {
         id = handle.id!
@@ -91,6 +106,8 @@ struct HandleView: Encodable {
         assignedAt = handle.assignedAt
         endedAt = handle.endedAt
         reason = handle.reason
+        leaseSeconds = handle.leaseSeconds
+        leaseExpiresAt = handle.leaseExpiresAt
     }
 }
 
@@ -104,6 +121,8 @@ struct BatchView: Encodable {
     let cookies: [Cookie]?
     /// `full` (Chromium's normal window) or `kiosk`.
     let browser: String
+    let leaseSeconds: Int?
+    let expiresAt: Date?
     let handles: [HandleView]?
 
     init(_ batch: BatchRecord, handles: [HandleView]? = nil) {
@@ -115,6 +134,8 @@ struct BatchView: Encodable {
         createdAt = batch.createdAt
         cookies = batch.cookies
         browser = batch.browser.rawValue
+        leaseSeconds = batch.leaseSeconds
+        expiresAt = batch.expiresAt
         self.handles = handles
     }
 }
@@ -168,6 +189,10 @@ struct BatchBody: Decodable {
     let cookies: [Cookie]?
     /// `full` (default) or `kiosk`.
     let browser: String?
+    /// Seconds a handle lives without a poll or keepalive.
+    let leaseSeconds: Int?
+    /// ISO 8601: when the batch is cancelled by itself.
+    let expiresAt: String?
 }
 
 struct NavigateBody: Decodable {

@@ -1,8 +1,9 @@
 import Foundation
 
-/// The pool's part of each engine pass: first what each pool VM needs given libvirt's domains
-/// (`PoolVMPlan`), then grants and job claims, then the pool's size (boots, retirements, boot
-/// timeouts).
+/// The pool's part of each engine pass: first the leases and batch expiries that are due (so
+/// that the VMs they free are reset in this pass), then what each pool VM needs given libvirt's
+/// domains (`PoolVMPlan`), then grants and job claims, then the pool's size (boots, retirements,
+/// boot timeouts). The next deadline is a time to look again.
 extension Pool {
     /// A live VM whose QEMU process is gone fails now rather than when libvirt's event comes.
     package func planDead(_ dead: Set<String>, busy: Set<DomainOwner>) async throws -> [VMWork] {
@@ -25,6 +26,13 @@ extension Pool {
         // retired or booted on the strength of their row.
         var snapshot = try await store.poolSnapshot()
         var wrote = false
+        if let due = snapshot.nextDeadline, due <= Date() {
+            let expired = try await store.expireDeadlines()
+            if !expired.leases.isEmpty || !expired.batches.isEmpty {
+                logger.info("leases or batches expired", metadata: ["handles": "\(expired.leases)", "batches": "\(expired.batches)"])
+            }
+            snapshot = try await store.poolSnapshot()
+        }
         for vm in snapshot.vms {
             let owner = DomainOwner.pool(vm: vm.id!)
             result.known.insert(vm.domainName)
@@ -64,7 +72,8 @@ extension Pool {
             logger.info("destroying idle VM", metadata: ["vm": "\(id)"])
             kick()  // the next pass destroys it
         }
-        result.lookAgainAt = min(result.lookAgainAt ?? .distantFuture, sizing.lookAgainAt ?? .distantFuture)
+        result.lookAgainAt = min(result.lookAgainAt ?? .distantFuture, sizing.lookAgainAt ?? .distantFuture,
+                                 snapshot.nextDeadline ?? .distantFuture)
         if bootsAllowed {
             for _ in 0..<sizing.boot {
                 let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)

@@ -60,8 +60,9 @@ package actor Pool: VMRole {
         kick()
     }
 
-    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, browser: BrowserWindow = .full) async throws -> BatchRecord {
-        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client, browser: browser)
+    package func prepareBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, limits: BatchLimits = .none,
+                              browser: BrowserWindow = .full) async throws -> BatchRecord {
+        let batch = try await store.createBatch(size: size, homepage: homepage, cookies: cookies, client: client, limits: limits, browser: browser)
         kick()
         return batch
     }
@@ -73,6 +74,8 @@ package actor Pool: VMRole {
         // A lock assigns at most its own handle: a batch never has a prepared VM and a waiting
         // handle at once.
         if handle.state == .assigned { Self.recordWait(handle) }
+        // A lease is a new deadline the engine must schedule a pass for.
+        if handle.leaseExpiresAt != nil { kick() }
         return handle
     }
 

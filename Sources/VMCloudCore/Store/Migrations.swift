@@ -210,6 +210,22 @@ package enum Migrations {
             try db.alter(table: "batch") { t in t.add(column: "browser", .text).notNull().defaults(to: BrowserWindow.full.rawValue) }
             try db.alter(table: "page") { t in t.add(column: "tab", .integer) }
         }
+        // Leases (Store/Leases.swift): a handle not kept alive within its batch's lease is
+        // released, and a batch past its expiry is cancelled, by the pool's part of an engine pass.
+        migrator.registerMigration("v9-leases") { db in
+            try db.alter(table: "batch") { t in
+                t.add(column: "leaseSeconds", .integer)
+                t.add(column: "expiresAt", .datetime)
+            }
+            try db.alter(table: "handle") { t in
+                t.add(column: "leaseSeconds", .integer)
+                t.add(column: "leaseExpiresAt", .datetime)
+            }
+            // Every pass asks for the next deadline: these keep that to the few live rows, however
+            // many handles and batches the tables have kept.
+            try db.execute(sql: "CREATE INDEX handle_live_lease ON handle(leaseExpiresAt) WHERE state IN ('waiting', 'assigned') AND leaseExpiresAt IS NOT NULL")
+            try db.execute(sql: "CREATE INDEX batch_open_expiry ON batch(expiresAt) WHERE state = 'open' AND expiresAt IS NOT NULL")
+        }
         return migrator
     }
 }

@@ -18,14 +18,16 @@ extension Store {
         }
     }
 
-    package func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, browser: BrowserWindow = .full) async throws -> BatchRecord {
+    package func createBatch(size: Int, homepage: String, cookies: [Cookie] = [], client: Int64? = nil, limits: BatchLimits = .none,
+                             browser: BrowserWindow = .full) async throws -> BatchRecord {
         try await pool.write { db in
             var batch = BatchRecord(
                 id: nil, size: size, homepage: homepage, state: .open, granted: 0, createdAt: Date(),
-                cookies: cookies.isEmpty ? nil : cookies, clientId: client)
+                cookies: cookies.isEmpty ? nil : cookies, clientId: client,
+                leaseSeconds: limits.leaseSeconds, expiresAt: limits.expiresAt)
             batch.browser = browser
             try batch.insert(db)
-            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s), \(browser.rawValue) browser")
+            try Store.log(db, "batch.created", batch: batch.id, "size \(size), homepage \(homepage), \(cookies.count) cookie(s), \(browser.rawValue) browser\(limits)")
             return batch
         }
     }
@@ -42,6 +44,10 @@ extension Store {
                 id: nil, batchId: batchId, state: batch.state == .open ? .waiting : .cancelled,
                 vmId: nil, createdAt: now, assignedAt: nil, endedAt: batch.state == .open ? nil : now,
                 reason: batch.state == .open ? nil : "batch cancelled")
+            if batch.state == .open, let lease = batch.leaseSeconds {
+                handle.leaseSeconds = lease
+                handle.leaseExpiresAt = now.addingTimeInterval(TimeInterval(lease))
+            }
             try handle.insert(db)
             try Store.log(db, "handle.created", batch: batchId, handle: handle.id, "state \(handle.state.rawValue)")
             try Store.assignWaiting(db, batchId: batchId)
@@ -62,31 +68,39 @@ extension Store {
             guard var handle = try HandleRecord.fetchOne(db, key: handleId) else {
                 throw StoreError.handleNotFound(handleId)
             }
-            switch handle.state {
-            case .released, .cancelled, .lost:
+            return try Store.release(db, &handle)
+        }
+    }
+
+    /// The release of `handle` inside the caller's transaction (the API's, or a lease's end).
+    static func release(_ db: Database, _ handle: inout HandleRecord, reason: String? = nil) throws -> ReleaseOutcome {
+        let handleId = handle.id!
+        switch handle.state {
+        case .released, .cancelled, .lost:
+            return .nothingToDo
+        case .waiting:
+            handle.endedAt = Date()
+            handle.reason = reason
+            try Store.move(db, &handle, .released)
+            try Store.log(db, "handle.released", batch: handle.batchId, handle: handleId, "left the queue")
+            return .nothingToDo
+        case .assigned:
+            handle.endedAt = Date()
+            handle.reason = reason
+            try Store.move(db, &handle, .released)
+            guard let vmId = handle.vmId, var vm = try VMRecord.fetchOne(db, key: vmId) else {
                 return .nothingToDo
-            case .waiting:
-                handle.endedAt = Date()
-                try Store.move(db, &handle, .released)
-                try Store.log(db, "handle.released", batch: handle.batchId, handle: handleId, "left the queue")
-                return .nothingToDo
-            case .assigned:
-                handle.endedAt = Date()
-                try Store.move(db, &handle, .released)
-                guard let vmId = handle.vmId, var vm = try VMRecord.fetchOne(db, key: vmId) else {
-                    return .nothingToDo
-                }
-                let batch = try BatchRecord.fetchOne(db, key: handle.batchId)
-                let waiting = try HandleRecord
-                    .filter(Column("batchId") == handle.batchId && Column("state") == HandleState.waiting.rawValue)
-                    .fetchCount(db)
-                vm.batchId = (batch?.state == .open && waiting > 0) ? handle.batchId : nil
-                vm.handleId = nil
-                try Store.move(db, &vm, .released)
-                try Store.log(db, "handle.released", vm: vmId, batch: handle.batchId, handle: handleId,
-                              vm.batchId == nil ? "VM returns to the pool after reset" : "VM serves a waiting handle after reset")
-                return .reset(vmId: vmId)
             }
+            let batch = try BatchRecord.fetchOne(db, key: handle.batchId)
+            let waiting = try HandleRecord
+                .filter(Column("batchId") == handle.batchId && Column("state") == HandleState.waiting.rawValue)
+                .fetchCount(db)
+            vm.batchId = (batch?.state == .open && waiting > 0) ? handle.batchId : nil
+            vm.handleId = nil
+            try Store.move(db, &vm, .released)
+            try Store.log(db, "handle.released", vm: vmId, batch: handle.batchId, handle: handleId,
+                          vm.batchId == nil ? "VM returns to the pool after reset" : "VM serves a waiting handle after reset")
+            return .reset(vmId: vmId)
         }
     }
 
@@ -97,24 +111,29 @@ extension Store {
             guard var batch = try BatchRecord.fetchOne(db, key: batchId) else {
                 throw StoreError.batchNotFound(batchId)
             }
-            guard batch.state == .open else { return [] }
-            batch.state = .cancelled
-            try batch.update(db)
-            let now = Date()
-            for var handle in try HandleRecord.filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue).fetchAll(db) {
-                handle.endedAt = now
-                handle.reason = "batch cancelled"
-                try Store.move(db, &handle, .cancelled)
-            }
-            var toReset: [Int64] = []
-            for var vm in try VMRecord.filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue).fetchAll(db) {
-                vm.batchId = nil
-                try Store.move(db, &vm, .batchCancelled)
-                toReset.append(vm.id!)
-            }
-            try Store.log(db, "batch.cancelled", batch: batchId, "\(toReset.count) prepared VM(s) return to the pool")
-            return toReset
+            return try Store.cancel(db, &batch)
         }
+    }
+
+    /// The cancel of `batch` inside the caller's transaction (the API's, or its expiry).
+    static func cancel(_ db: Database, _ batch: inout BatchRecord, reason: String = "batch cancelled") throws -> [Int64] {
+        guard batch.state == .open, let batchId = batch.id else { return [] }
+        batch.state = .cancelled
+        try batch.update(db)
+        let now = Date()
+        for var handle in try HandleRecord.filter(Column("batchId") == batchId && Column("state") == HandleState.waiting.rawValue).fetchAll(db) {
+            handle.endedAt = now
+            handle.reason = reason
+            try Store.move(db, &handle, .cancelled)
+        }
+        var toReset: [Int64] = []
+        for var vm in try VMRecord.filter(Column("batchId") == batchId && Column("state") == VMState.prepared.rawValue).fetchAll(db) {
+            vm.batchId = nil
+            try Store.move(db, &vm, .batchCancelled)
+            toReset.append(vm.id!)
+        }
+        try Store.log(db, "batch.cancelled", batch: batchId, "\(toReset.count) prepared VM(s) return to the pool")
+        return toReset
     }
 
     // MARK: - VM lifecycle

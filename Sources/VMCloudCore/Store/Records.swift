@@ -99,8 +99,13 @@ package struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     package var clientId: Int64? = nil
     /// The browser's window: Chromium's normal one, or a kiosk.
     package var browser: BrowserWindow = .full
+    /// Each handle of the batch is released once not kept alive for this long (nil: never).
+    package var leaseSeconds: Int? = nil
+    /// When the batch is cancelled by itself (nil: never).
+    package var expiresAt: Date? = nil
 
-    package init(id: Int64? = nil, size: Int, homepage: String, state: BatchState, granted: Int, createdAt: Date, cookies: [Cookie]? = nil, clientId: Int64? = nil) {
+    package init(id: Int64? = nil, size: Int, homepage: String, state: BatchState, granted: Int, createdAt: Date, cookies: [Cookie]? = nil, clientId: Int64? = nil,
+                 leaseSeconds: Int? = nil, expiresAt: Date? = nil) {
         self.id = id
         self.size = size
         self.homepage = homepage
@@ -109,6 +114,8 @@ package struct BatchRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
         self.createdAt = createdAt
         self.cookies = cookies
         self.clientId = clientId
+        self.leaseSeconds = leaseSeconds
+        self.expiresAt = expiresAt
     }
 
     package mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -126,6 +133,10 @@ package struct HandleRecord: Codable, Sendable, Equatable, FetchableRecord, Muta
     package var reason: String?
     /// The VM's session when this handle got it: its pages are those of that session.
     package var vmSession: Int64?
+    /// Its batch's lease when it was locked (nil: none).
+    package var leaseSeconds: Int? = nil
+    /// When it is released unless kept alive before (set while it waits or is assigned).
+    package var leaseExpiresAt: Date? = nil
 
     package init(id: Int64? = nil, batchId: Int64, state: HandleState, vmId: Int64? = nil, createdAt: Date, assignedAt: Date? = nil, endedAt: Date? = nil, reason: String? = nil, vmSession: Int64? = nil) {
         self.id = id

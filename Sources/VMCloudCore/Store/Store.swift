@@ -73,6 +73,8 @@ package final class Store: Sendable {
         package var vms: [VMRecord]
         package var size: PoolSize
         package var openBatches: [BatchRecord]
+        /// The earliest lease end or batch expiry (Leases.swift): the pass acts on it when due.
+        package var nextDeadline: Date? = nil
     }
 
     package func poolSnapshot() async throws -> PoolSnapshot {
@@ -80,7 +82,8 @@ package final class Store: Sendable {
             PoolSnapshot(
                 vms: try VMRecord.filter(Column("state") != VMState.destroyed.rawValue).order(Column("id")).fetchAll(db),
                 size: try PoolSize.fetchOne(db) ?? .initial,
-                openBatches: try BatchRecord.filter(Column("state") == BatchState.open.rawValue).order(Column("id")).fetchAll(db))
+                openBatches: try BatchRecord.filter(Column("state") == BatchState.open.rawValue).order(Column("id")).fetchAll(db),
+                nextDeadline: try Store.nextDeadline(db))
         }
     }
 
