@@ -60,6 +60,8 @@ import Testing
             for path in ["/r/{resource}", "/r/{resource}/**", "/smart_proxy/{resource}/{groups}", "/smart_proxy/{resource}/{groups}/**"] {
                 table["\(method) \(path)"] = .client(.queryKey)
             }
+            // ViewerProxyRoutes: the viewer's access key is the credential.
+            for path in ["/viewers/{project}/{kind}", "/viewers/{project}/{kind}/**"] { table["\(method) \(path)"] = .open }
         }
         return table
     }()

@@ -89,7 +89,8 @@ package struct ApplianceParts: Sendable {
             audioRoutes: AudioRoutes(access: viewer, relay: audio, sinkName: { [hypervisor] in hypervisor.sinkName(vm: $0) }),
             proxy: SmartProxy(
                 machines: machines,
-                settings: .init(startTimeout: config.proxyStartTimeout, upstreamTimeout: config.proxyUpstreamTimeout), logger: logger),
+                settings: .init(startTimeout: config.proxyStartTimeout, upstreamTimeout: config.proxyUpstreamTimeout),
+                publicURL: config.publicURL, logger: logger),
             requestCounter: requestCounter, authenticator: authenticator)
     }
 }

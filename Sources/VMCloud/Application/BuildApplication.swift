@@ -58,7 +58,7 @@ extension ApplianceParts {
         LegacyRoutes(pool: pool, defaultCookies: config.defaultCookies, viewer: viewer).register(on: api)
         V1Routes(pool: pool, openAPIDocument: openAPIDocument, machines: machines).register(on: api)
         MachineRoutes(machines: machines, engine: engine).register(on: api)
-        ViewerLaunchRoutes(machines: machines).register(on: api)
+        ViewerLaunchRoutes(machines: machines, viewer: viewer).register(on: api)
         PageRoutes(pool: pool, blobs: blobs).register(on: api)
         JobRoutes(pool: pool).register(on: api)
         ViewerRoutes(access: viewer).register(on: api)

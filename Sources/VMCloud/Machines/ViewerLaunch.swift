@@ -9,8 +9,14 @@ import VMCloudCore
 /// The answer waits (bounded) until the guest has reported its IP. The viewer's access key is
 /// made with it, written onto the input disk (`access-key`) for the guest's service, returned
 /// to the launcher, and required by `GET` and `DELETE` (`X-Viewer-Key` header or `?key=`).
+/// The viewer's service is reached through the appliance (`url`: `/viewers/{project}/{kind}/`,
+/// ViewerProxyRoutes), on the one guest port given when the viewer was made.
 struct ViewerLaunchRoutes {
     let machines: MachineService
+    /// The appliance's address for `url`.
+    let viewer: ViewerAccess
+
+    static let defaultPort = 80
 
     struct Body: Decodable {
         var image: String
@@ -21,7 +27,7 @@ struct ViewerLaunchRoutes {
         var mem_size: Int?
         /// Text files for the input disk: name -> content.
         var files: [String: String]?
-        /// The guest port the viewer's service listens on (for `url`).
+        /// The guest port the viewer's service listens on: the one port its `url` reaches.
         var port: Int?
         /// How long the call waits for the guest's IP (default 60 s, at most 600).
         var wait: Int?
@@ -33,8 +39,11 @@ struct ViewerLaunchRoutes {
         let uuid: String
         let name: String
         let status: String
+        /// The guest's address on libvirt's NAT network (for diagnostics: only this host reaches it).
         let ip: String?
-        /// `http://<guest ip>:<port>/` once the guest reported its IP.
+        let port: Int
+        /// The service on the appliance's address, `<base>/viewers/<project>/<kind>/?key=<access
+        /// key>`, once the guest reported its IP.
         let url: String?
         let access_key: String
         let created: Bool
@@ -47,9 +56,14 @@ struct ViewerLaunchRoutes {
             let body = try await JSONBody.decode(Body.self, from: request, limit: 1 << 20)
             let made = try made(project: project, kind: kind, body)
             let caller = try context.requireClient()
-            let (machine, created) = try await machines.store.ensureMachine(ownerKey: ownerKey(project, kind), client: caller.clientId) { made }
+            let (machine, created) = try await machines.store.ensureMachine(ownerKey: Self.ownerKey(project, kind), client: caller.clientId) { made }
             guard caller.mayAccess(owner: machine.clientId) else {
                 throw APIError(status: .forbidden, code: "owned_by_another_client", message: "viewer \(project)/\(kind) belongs to another client")
+            }
+            let port = machine.spec.viewerPort ?? Self.defaultPort
+            if let asked = body.port, asked != port {
+                // The port is the viewer's: its URL reaches that port and no other.
+                throw APIError(status: .conflict, code: "port_differs", message: "viewer \(project)/\(kind) exists with port \(port); delete it to change the port")
             }
             if created {
                 machines.kick()
@@ -57,33 +71,31 @@ struct ViewerLaunchRoutes {
                 _ = try await machines.want(machine.uuid, .running, asOwner: true)  // a new launch is a new try
             }
             let ready = try await waitForIP(machine.id!, seconds: min(max(body.wait ?? 60, 0), 600))
-            return view(ready, project: project, kind: kind, port: body.port ?? 80, created: created,
-                        status: ready.ip == nil ? .accepted : .ok)
+            return view(ready, request, project: project, kind: kind, created: created, status: ready.ip == nil ? .accepted : .ok)
         }
         viewers.get(":project/:kind", access: .client) { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
             try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
-            var port = 80
-            if let raw = request.uri.queryParameters.get("port") {
-                guard let value = Int(raw), (1...65535).contains(value) else { throw APIError.badRequest("port must be 1 to 65535, got '\(raw.prefix(16))'") }
-                port = value
-            }
-            return view(machine, project: project, kind: kind, port: port, created: false)
+            return view(machine, request, project: project, kind: kind, created: false)
         }
         viewers.delete(":project/:kind", access: .client) { request, context in
             let (project, kind) = try key(context)
             let machine = try await authorized(request, project: project, kind: kind)
             try context.requireAccess(owner: machine.clientId, else: APIError.notFound("no viewer \(project)/\(kind)"))
-            return view(try await machines.want(machine.uuid, .destroyed, asOwner: true), project: project, kind: kind, port: 80, created: false)
+            return view(try await machines.want(machine.uuid, .destroyed, asOwner: true), request, project: project, kind: kind, created: false)
         }
     }
 
-    private func ownerKey(_ project: String, _ kind: String) -> String { "viewer:\(project)/\(kind)" }
+    static func ownerKey(_ project: String, _ kind: String) -> String { "viewer:\(project)/\(kind)" }
+
+    private func key(_ context: some RequestContext) throws -> (String, String) {
+        try Self.validKey(project: context.parameters.require("project"), kind: context.parameters.require("kind"))
+    }
 
     /// project and kind: 1 to 27 lowercase letters, digits, `_` or `-` (the VM is named
     /// `viewer.<project>.<kind>`: no two keys share a name, and generic names cannot start so).
-    private func key(_ context: some RequestContext) throws -> (String, String) {
+    static func validKey(project: String, kind: String) throws -> (String, String) {
         func check(_ raw: String, _ field: String) throws -> String {
             let ok = (1...27).contains(raw.utf8.count) && raw.utf8.allSatisfy {
                 ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
@@ -91,7 +103,7 @@ struct ViewerLaunchRoutes {
             guard ok else { throw APIError.badRequest("\(field) must be 1 to 27 lowercase letters, digits, '_' or '-'") }
             return raw
         }
-        return (try check(context.parameters.require("project"), "project"), try check(context.parameters.require("kind"), "kind"))
+        return (try check(project, "project"), try check(kind, "kind"))
     }
 
     /// Validates the body into the spec a new viewer VM would get (made before the store is
@@ -115,17 +127,18 @@ struct ViewerLaunchRoutes {
             run_agent: true, on_crash: "restart", stop_grace: 0)
         var (name, spec) = try request.validated(host: .init(kvmUsable: machines.kvmUsable, images: machines.images), viewer: true)
         spec.inputFiles = files
+        spec.viewerPort = body.port ?? Self.defaultPort
+        // The appliance reaches the guest's port on libvirt's NAT network, whatever --network says.
+        spec.network = .nat
         return (name, spec, accessKey)
     }
 
     private func authorized(_ request: Request, project: String, kind: String) async throws -> MachineRecord {
-        guard let machine = try await machines.store.machine(ownerKey: ownerKey(project, kind)) else {
+        guard let machine = try await machines.store.machine(ownerKey: Self.ownerKey(project, kind)) else {
             throw APIError.notFound("no viewer \(project)/\(kind)")
         }
         let given = request.headers[.init("X-Viewer-Key")!] ?? request.uri.queryParameters.get("key").map { String($0) }
-        guard let given, let expected = machine.accessKey,
-              Data(SHA256.hash(data: Data(given.utf8))) == Data(SHA256.hash(data: Data(expected.utf8)))
-        else {
+        guard let given, let expected = machine.accessKey, ViewerProxyAccess.matches(given, expected) else {
             throw APIError(status: .unauthorized, code: "invalid_key", message: "the viewer's access key is required (X-Viewer-Key header or ?key=)")
         }
         return machine
@@ -140,11 +153,14 @@ struct ViewerLaunchRoutes {
         }
     }
 
-    private func view(_ machine: MachineRecord, project: String, kind: String, port: Int, created: Bool,
+    private func view(_ machine: MachineRecord, _ request: Request, project: String, kind: String, created: Bool,
                       status: HTTPResponse.Status = .ok) -> Response {
-        JSONBody.response(View(
+        let key = machine.accessKey ?? ""
+        let url = "\(viewer.baseURL(for: request))/viewers/\(project)/\(kind)/?key=\(key)"
+        return JSONBody.response(View(
             project: project, kind: kind, uuid: machine.uuid, name: machine.name, status: machine.status.rawValue, ip: machine.ip,
-            url: machine.ip.map { "http://\($0):\(port)/" }, access_key: machine.accessKey ?? "", created: created), status: status)
+            port: machine.spec.viewerPort ?? Self.defaultPort, url: machine.ip == nil ? nil : url, access_key: key, created: created),
+            status: status)
     }
 
     static func newAccessKey() -> String {

@@ -84,13 +84,14 @@ struct ProxyRoutes {
                  message: "resource \(resource.id): cannot connect to \(upstream.host):\(upstream.port): \(why)")
     }
 
-    /// The upstream's answer, streamed; the activity ends once it is written (or dropped).
-    static func response(_ answer: HTTPClientResponse, activity: ActivityToken, head: Bool) -> Response {
+    /// The upstream's answer, streamed; the activity (if one is kept) ends once it is written
+    /// (or dropped).
+    static func response(_ answer: HTTPClientResponse, activity: ActivityToken?, head: Bool) -> Response {
         let headers = UpstreamForwarder.responseHeaders(answer.headers)
         let length = answer.headers.first(name: "content-length").flatMap { Int($0) }
         let upstreamBody = answer.body
         let body = ResponseBody(contentLength: head ? nil : length) { writer in
-            defer { activity.end() }
+            defer { activity?.end() }
             if !head {
                 for try await chunk in upstreamBody { try await writer.write(chunk) }
             }

@@ -40,8 +40,8 @@ struct ProxyWebSocketRoutes {
                 let logger = context.logger.with(metadata: ["resource": "\(resource.id)"])
                 do {
                     let upstream = try await waker.upstream(for: resource)
-                    try await Self.relay(inbound: inbound, outbound: outbound, to: upstream, target: target,
-                                         headers: request.headers, logger: logger)
+                    try await Self.relay(inbound: inbound, outbound: outbound, to: upstream, pathAndQuery: target.pathAndQuery,
+                                         prefix: target.prefix, headers: request.headers, logger: logger)
                 } catch {
                     logger.info("proxied WebSocket ended", metadata: ["error": "\(error)"])
                     try? await outbound.close(.unexpectedServerError, reason: "the resource's service is not reachable")
@@ -86,12 +86,13 @@ struct ProxyWebSocketRoutes {
         return fields
     }
 
-    static func relay(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, to upstream: Upstream, target: ProxyTarget,
-                      headers: HTTPFields, logger: Logger) async throws {
-        let url = "ws://\(upstream.host):\(upstream.port)\(target.pathAndQuery)"
+    /// `pathAndQuery`: the path after the proxy's `prefix` and the query without `key`.
+    static func relay(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, to upstream: Upstream, pathAndQuery: String,
+                      prefix: String, headers: HTTPFields, logger: Logger) async throws {
+        let url = "ws://\(upstream.host):\(upstream.port)\(pathAndQuery)"
         let configuration = WebSocketClientConfiguration(
             maxFrameSize: ViewerRoutes.webSocketConfiguration.maxFrameSize,
-            additionalHeaders: upstreamHeaders(headers, prefix: target.prefix))
+            additionalHeaders: upstreamHeaders(headers, prefix: prefix))
         try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { guestInbound, guestOutbound, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

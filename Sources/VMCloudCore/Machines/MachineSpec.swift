@@ -37,6 +37,8 @@ package struct MachineSpec: Codable, Sendable, Equatable {
     /// The network of this VM when it is not the appliance's `--network` (a smart proxy
     /// resource's VM is on libvirt's NAT network so that the host can reach its port).
     package var network: GuestNetwork? = nil
+    /// A keyed viewer's service port: the one guest port its proxy path forwards to.
+    package var viewerPort: Int? = nil
 
     package init(vcpus: Int, memoryMiB: Int, arch: Arch, hypervisor: String, hda: ImageReference, hdb: ImageReference? = nil, cdrom: ImageReference? = nil, kernel: ImageReference? = nil, initrd: ImageReference? = nil, cmdline: String? = nil, hdaSaveTo: String? = nil, hdbSaveTo: String? = nil, runAgent: Bool, onCrash: CrashPolicy, stopGrace: Int, inputFiles: [String: String]? = nil, network: GuestNetwork? = nil) {
         self.vcpus = vcpus
