@@ -11,10 +11,9 @@ Prints one JSON line: the pages listed at the end, or an error and the step it f
 """
 import json, sys, time, urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
+from viewer_driver import open_viewer, start_chromium
 
 viewer_url, page_a, pages_url, api_key, out_dir = sys.argv[1:6]
 base = page_a.rsplit("/", 1)[0]
@@ -66,16 +65,9 @@ def count(listed, suffix, tab=None):
     return sum(1 for p in listed if p["url"].endswith(suffix) and (tab is None or p.get("tab") == tab))
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]:
-    options.add_argument(arg)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver = start_chromium()
 try:
-    driver.get(viewer_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and driver.execute_script("return window.vmcloudViewer && window.vmcloudViewer.state") != "connected":
-        time.sleep(0.2)
+    open_viewer(driver, viewer_url)
     time.sleep(2)
     click_middle()  # focus: the homepage is a plain page, a click there does nothing
     time.sleep(1)

@@ -12,30 +12,14 @@ PNGs in OUT_DIR for a person to look at.
 import base64, io, json, sys, time, urllib.request
 
 from PIL import Image, ImageChops, ImageStat
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from viewer_driver import open_viewer, start_chromium
 
 viewer_url, screenshot_url, out_dir = sys.argv[1:4]
 admin_key = sys.argv[4] if len(sys.argv) > 4 else None
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]:
-    options.add_argument(arg)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver = start_chromium()
 try:
-    driver.get(viewer_url)
-    deadline = time.monotonic() + 60
-    state = None
-    while time.monotonic() < deadline:
-        state = driver.execute_script("return window.vmcloudViewer && window.vmcloudViewer.state")
-        if state == "connected":
-            break
-        time.sleep(0.2)
-    if state != "connected":
-        logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
-        print(json.dumps({"error": "viewer never connected", "state": state, "console": [l.get("message") for l in logs][-10:]}))
-        sys.exit(1)
+    open_viewer(driver, viewer_url)
     # Let noVNC draw the first full update; the VM screen is static text.
     time.sleep(3)
     driver.save_screenshot(out_dir + "/page.png")
