@@ -44,5 +44,8 @@ import Testing
         // Connected throughout, yet given no clipboard: QEMU never learnt it could send one.
         #expect(seen["rogueState"] as? String == "connected", "\(seen)")
         #expect((seen["rogueClips"] as? [Any])?.isEmpty == true, "a view session received clipboard text: \(seen)")
+        // Not even a notice that the clipboard changed, which the control session did get.
+        #expect(seen["rogueServerCutTexts"] as? Int == 0, "a view session received clipboard messages: \(seen)")
+        #expect((seen["controlServerCutTexts"] as? Int ?? 0) > 0, "\(seen)")
     }
 }

@@ -10,7 +10,8 @@ usage: clipboard_check.py CONTROL_VIEWER_URL VIEW_VIEWER_URL API_BASE ADMIN_KEY 
    A click and Ctrl+V through the control page's noVNC make the guest page navigate to
    ?pasted=<text>, which the appliance captures (GET /v1/handles/HANDLE/pages).
 3. VM -> host: the guest page selects ?copy=<text>; Ctrl+C through noVNC; the control panel
-   shows the text (data-guest-text). The rogue view session receives no clipboard at all.
+   shows the text (data-guest-text). The rogue view session receives no clipboard message at
+   all (not even QEMU's capabilities or "the clipboard changed" notices).
 
 Prints one JSON line with what it saw.
 """
@@ -85,6 +86,15 @@ try:
     connected(driver)
     result["controlPanelShown"] = driver.find_element(By.ID, "clipboard").is_displayed()
 
+    # Counts every ServerCutText (QEMU's clipboard caps, notify or text) a noVNC session reads:
+    # the one place noVNC handles message type 3.
+    driver.execute_script("""
+        window.countServerCutTexts = (rfb, into) => {
+            const handle = rfb._handleServerCutText.bind(rfb);
+            rfb._handleServerCutText = () => { into.serverCutTexts += 1; return handle(); };
+        };
+        window.control = { serverCutTexts: 0 };
+        countServerCutTexts(window.vmcloudViewer.rfb, window.control);""")
     # The rogue: a full noVNC on the view token, recording any clipboard it is given.
     driver.execute_script("""
         const viewURL = new URL(arguments[0]);
@@ -97,6 +107,8 @@ try:
             document.body.appendChild(div);
             const rfb = new RFB(div, socket, { wsProtocols: ['binary'] });
             window.rogue.rfb = rfb;
+            window.rogue.serverCutTexts = 0;
+            countServerCutTexts(rfb, window.rogue);
             rfb.addEventListener('connect', () => { window.rogue.state = 'connected'; });
             rfb.addEventListener('disconnect', () => { window.rogue.state = 'disconnected'; });
             rfb.addEventListener('clipboard', (e) => { window.rogue.clips.push(e.detail.text); });
@@ -132,6 +144,8 @@ try:
     time.sleep(2)  # what the rogue would get arrives with the control session's copy
     result["rogueState"] = driver.execute_script("return window.rogue.state")
     result["rogueClips"] = driver.execute_script("return window.rogue.clips")
+    result["rogueServerCutTexts"] = driver.execute_script("return window.rogue.serverCutTexts")
+    result["controlServerCutTexts"] = driver.execute_script("return window.control.serverCutTexts")
     result["seconds"] = round(time.monotonic() - started, 1)
 except Exception as error:  # reported, with what was seen so far
     result["error"] = f"{type(error).__name__}: {error}"
