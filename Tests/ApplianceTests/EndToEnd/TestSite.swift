@@ -82,10 +82,10 @@ final class TestSite: @unchecked Sendable {
         let bind = network == .nat ? try NATNetwork.hostAddress() : "127.0.0.1"
         host = network == .nat ? bind : "10.0.2.2"
         directory = try makeTemporaryDirectory("site")
+        try Self.clipboard.write(toFile: directory + "/clipboard.html", atomically: true, encoding: .utf8)
         try Self.index.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
         try Self.second.write(toFile: directory + "/second.html", atomically: true, encoding: .utf8)
         try Self.tone.write(toFile: directory + "/tone.html", atomically: true, encoding: .utf8)
-        try Self.clipboard.write(toFile: directory + "/clipboard.html", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-m", "http.server", String(port), "--bind", bind, "--directory", directory]
         process.standardOutput = FileHandle.nullDevice
