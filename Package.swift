@@ -138,7 +138,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
             ],
-            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py", "EndToEnd/metrics_parse.py", "EndToEnd/monitor_check.py"]
+            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py", "EndToEnd/metrics_parse.py", "EndToEnd/monitor_check.py", "EndToEnd/clipboard_check.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -14,6 +14,7 @@
 #   pulseaudio-system.service  one system-wide PulseAudio the browser user talks to
 #   systemd-networkd         DHCP on the virtio NIC, systemd-resolved for DNS
 #   vmcloud-agent.service    /usr/local/sbin/guest-agent --browser chromium, Restart=always
+#   vmcloud-clipboard.service  spice-vdagent on :0: X's CLIPBOARD <-> QEMU's vdagent <-> VNC
 # Chromium is installed and configured here but started, stopped and reset by the guest agent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -122,6 +123,8 @@ PACKAGES=(
     pulseaudio alsa-utils chromium fonts-dejavu-core
     # TLS roots for https homepages
     ca-certificates
+    # clipboard: X's CLIPBOARD <-> QEMU's qemu-vdagent channel (see "clipboard" below)
+    spice-vdagent
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -310,6 +313,45 @@ EOF
 # Per-user daemons would compete with the system one for the card.
 systemctl --global mask -q pulseaudio.service pulseaudio.socket 2>/dev/null || true
 systemctl enable -q vmcloud-audio.service pulseaudio-system.service
+
+# --- clipboard -------------------------------------------------------------------------------
+step "clipboard: spice-vdagentd + spice-vdagent on :0 (QEMU's qemu-vdagent channel)"
+# QEMU's VNC server shares its clipboard with the guest only through the qemu-vdagent chardev
+# (virtio port com.redhat.spice.0). spice-vdagentd owns that port (started by the package's
+# socket when a client connects); spice-vdagent is the X client that owns X's CLIPBOARD.
+# There is no login session (no display manager), so the daemon must not ask logind which
+# agent belongs to the active session (-X): it serves the one agent that connects.
+put /etc/default/spice-vdagentd <<'EOF' || true
+SPICE_VDAGENTD_EXTRA_ARGS="-X"
+EOF
+put /usr/local/sbin/vmcloud-clipboard 0755 <<'EOF' || true
+#!/bin/sh
+# Waits for the vdagent port and for Xorg, then runs the X session agent in the foreground.
+# A VM defined without the channel (no screen) has no port: nothing to do, exit cleanly.
+for i in $(seq 100); do [ -e /dev/virtio-ports/com.redhat.spice.0 ] && break; sleep 0.2; done
+if [ ! -e /dev/virtio-ports/com.redhat.spice.0 ]; then echo "vmcloud-clipboard: no vdagent port"; exit 0; fi
+for i in $(seq 100); do [ -e /tmp/.X11-unix/X0 ] && break; sleep 0.2; done
+exec /usr/bin/spice-vdagent -x
+EOF
+put /etc/systemd/system/vmcloud-clipboard.service <<EOF || true
+[Unit]
+Description=vmcloud clipboard: spice-vdagent on :0
+After=vmcloud-xorg.service spice-vdagentd.socket
+Wants=spice-vdagentd.socket
+
+[Service]
+User=$BROWSER_USER
+Environment=DISPLAY=:0
+ExecStart=/usr/local/sbin/vmcloud-clipboard
+# It exits when Xorg restarts or the daemon goes away; a clean exit means "no channel".
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+EOF
+# The package's desktop autostart and user unit are for desktop sessions; this image has none.
+systemctl enable -q spice-vdagentd.socket vmcloud-clipboard.service
 
 # --- chromium --------------------------------------------------------------------------------
 step "chromium: managed policies and default flags"

@@ -122,6 +122,9 @@ public struct DomainDefinition: Sendable, Equatable {
     public var virtioTablet: Bool = true
     /// nil: no sound card.
     public var audio: Audio?
+    /// QEMU's qemu-vdagent channel with clipboard sharing: the only way QEMU's VNC server
+    /// exchanges clipboard text with its clients. The guest's spice-vdagent syncs it with X.
+    public var clipboard: Bool = false
     public var metadata: Metadata?
 
     public init(
@@ -143,6 +146,7 @@ public struct DomainDefinition: Sendable, Equatable {
         videoModel: String? = "vga",
         virtioTablet: Bool = true,
         audio: Audio? = nil,
+        clipboard: Bool = false,
         metadata: Metadata? = nil
     ) {
         self.name = name
@@ -163,6 +167,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.videoModel = videoModel
         self.virtioTablet = virtioTablet
         self.audio = audio
+        self.clipboard = clipboard
         self.metadata = metadata
     }
 
@@ -212,6 +217,11 @@ public struct DomainDefinition: Sendable, Equatable {
         if let channel {
             x += "    <channel type='unix'><source mode='bind' path='\(try a(channel.socketPath))'/>"
             x += "<target type='virtio' name='\(try a(channel.targetName))'/></channel>\n"
+        }
+        if clipboard {
+            // The port name is the one spice-vdagentd opens (/dev/virtio-ports/com.redhat.spice.0).
+            x += "    <channel type='qemu-vdagent'><source><clipboard copypaste='yes'/></source>"
+            x += "<target type='virtio' name='com.redhat.spice.0'/></channel>\n"
         }
         if let serialLogPath {
             x += "    <serial type='file'><source path='\(try a(serialLogPath))'/><target port='0'/></serial>\n"

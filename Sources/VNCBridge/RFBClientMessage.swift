@@ -8,7 +8,14 @@ enum RFBClientMessage {
         /// The header is complete; `payload` bytes follow and are streamed, never buffered.
         /// `carriesInput` marks what a view-only session must not reach the VM.
         case complete(payload: Int, carriesInput: Bool)
+        /// SetEncodings' 4-byte header; `count` encodings (4 bytes each) follow. A view session
+        /// rewrites the list (`withoutClipboard`), so it is gathered rather than streamed.
+        case setEncodings(count: Int)
     }
+
+    /// QEMU's (and noVNC's) extended clipboard pseudo-encoding. QEMU sends clipboard text only
+    /// to clients that list it, so a view session's list must not carry it.
+    static let extendedClipboardEncoding: UInt32 = 0xC0A1_E5CE
 
     /// Longest header ever gathered (SetPixelFormat); bounds the filter's buffer.
     static let maxHeaderLength = 20
@@ -22,7 +29,7 @@ enum RFBClientMessage {
             if n == 1 { return .needMore(4) }
             let count = Int(u16(h, 2))
             guard count <= maxEncodings else { throw .tooManyEncodings(count) }
-            return .complete(payload: 4 * count, carriesInput: false)
+            return .setEncodings(count: count)
         case 3: // FramebufferUpdateRequest: type, incremental, x, y, w, h.
             return n == 1 ? .needMore(10) : .complete(payload: 0, carriesInput: false)
         case 4: // KeyEvent: type, down, 2 padding, u32 keysym.
@@ -65,6 +72,18 @@ enum RFBClientMessage {
         default:
             throw .unknownQEMUSubtype(h[1])
         }
+    }
+
+    /// A whole SetEncodings message for `encodings` (the list's bytes, 4 per encoding) without
+    /// the extended clipboard pseudo-encoding, its count adjusted.
+    static func setEncodingsWithoutClipboard(_ encodings: [UInt8]) -> [UInt8] {
+        var kept: [UInt8] = []
+        kept.reserveCapacity(encodings.count)
+        for at in stride(from: 0, to: encodings.count - 3, by: 4) where u32(encodings, at) != extendedClipboardEncoding {
+            kept.append(contentsOf: encodings[at..<at + 4])
+        }
+        let count = kept.count / 4
+        return [2, 0, UInt8(count >> 8), UInt8(count & 0xff)] + kept
     }
 
     private static func u16(_ h: [UInt8], _ at: Int) -> UInt16 {

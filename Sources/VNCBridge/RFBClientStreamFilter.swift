@@ -6,7 +6,9 @@
 ///   types, oversized messages) ends the session here instead of inside QEMU.
 /// - `.view`: everything except input: KeyEvent, PointerEvent, ClientCutText, QEMU extended key
 ///   events, XVP (power control) and SetDesktopSize. Display negotiation (SetPixelFormat,
-///   SetEncodings, FramebufferUpdateRequest), QEMU audio messages and the handshake pass.
+///   SetEncodings, FramebufferUpdateRequest), QEMU audio messages and the handshake pass, except
+///   that SetEncodings loses the extended clipboard pseudo-encoding: QEMU sends the VM's
+///   clipboard only to clients that list it, so a viewer never receives the clipboard either.
 ///
 /// ClientInit's shared flag is always forwarded as 1, so that no client can disconnect the
 /// others by asking for exclusive access.
@@ -17,7 +19,8 @@
 ///
 /// Memory is bounded: only a message header (at most `maxHeaderLength` bytes) is gathered;
 /// payloads (cut text, encoding lists, screen layouts) are forwarded or skipped as they stream
-/// through. Bytes of a message are forwarded only once its header is validated, so QEMU never
+/// through. The one exception is a view session's encoding list (at most `maxBufferedLength`
+/// bytes with its header), gathered to be rewritten. Bytes of a message are forwarded only once its header is validated, so QEMU never
 /// sees the start of a message the filter rejects.
 public struct RFBClientStreamFilter: Sendable {
     public enum Mode: Sendable, Equatable {
@@ -29,16 +32,19 @@ public struct RFBClientStreamFilter: Sendable {
     public static let maxCutTextLength = 1 << 20
     /// More encodings than any real client offers; keeps a SetEncodings payload under 4 KiB.
     public static let maxEncodings = 1024
-    /// The most bytes the filter ever holds back between calls.
+    /// The most bytes the filter holds back between calls in a control session.
     public static let maxHeaderLength = RFBClientMessage.maxHeaderLength
+    /// The most bytes a view session holds back: a whole SetEncodings message.
+    public static let maxBufferedLength = 4 + 4 * maxEncodings
 
     /// May change at any time (e.g. handing control to a viewer); it applies from the next
     /// message on, a message already half-forwarded or half-dropped is finished the old way.
     public var mode: Mode
     /// Client bytes consumed so far, for log lines about where a stream went wrong.
     public private(set) var bytesConsumed = 0
-    /// Bytes held back because the header they start is incomplete (<= `maxHeaderLength`).
-    public var bufferedByteCount: Int { header.count }
+    /// Bytes held back: an incomplete header (<= `maxHeaderLength`), or a view session's
+    /// incomplete SetEncodings (<= `maxBufferedLength`).
+    public var bufferedByteCount: Int { header.count + (payloadAction == .gather ? 4 + gathered.count : 0) }
     /// The error that ended the session, if any; every later call throws it again.
     public private(set) var failure: RFBFilterError?
 
@@ -47,7 +53,11 @@ public struct RFBClientStreamFilter: Sendable {
     private var header: [UInt8] = []
     private var headerNeed = RFBHandshake.versionLength
     private var payloadRemaining = 0
-    private var forwardingPayload = false
+    /// What happens to the current message's payload bytes.
+    private enum PayloadAction { case forward, skip, gather }
+    private var payloadAction = PayloadAction.forward
+    /// A view session's encoding list, gathered until complete.
+    private var gathered: [UInt8] = []
 
     public init(mode: Mode) {
         self.mode = mode
@@ -65,10 +75,15 @@ public struct RFBClientStreamFilter: Sendable {
                 // Stream the payload: forward or skip as much of it as this chunk holds.
                 let end = chunk.index(i, offsetBy: payloadRemaining, limitedBy: chunk.endIndex) ?? chunk.endIndex
                 let count = chunk.distance(from: i, to: end)
-                if forwardingPayload { output.append(contentsOf: chunk[i..<end]) }
+                switch payloadAction {
+                case .forward: output.append(contentsOf: chunk[i..<end])
+                case .skip: break
+                case .gather: gathered.append(contentsOf: chunk[i..<end])
+                }
                 payloadRemaining -= count
                 bytesConsumed += count
                 i = end
+                if payloadRemaining == 0 && payloadAction == .gather { flushGatheredEncodings(into: &output) }
                 continue
             }
             header.append(chunk[i])
@@ -113,6 +128,13 @@ public struct RFBClientStreamFilter: Sendable {
             case .complete(let payload, let carriesInput):
                 let forward = mode == .control || !carriesInput
                 finishHeader(payload: payload, forward: forward, next: .messages, into: &output)
+            case .setEncodings(let count) where mode == .control:
+                finishHeader(payload: 4 * count, forward: true, next: .messages, into: &output)
+            case .setEncodings(let count):
+                // Held back whole: the count in the header changes if the list does.
+                finishHeader(payload: 4 * count, forward: false, next: .messages, into: &output)
+                payloadAction = .gather
+                if count == 0 { flushGatheredEncodings(into: &output) }
             }
         }
     }
@@ -123,6 +145,12 @@ public struct RFBClientStreamFilter: Sendable {
         phase = next
         headerNeed = next == .version ? RFBHandshake.versionLength : 1
         payloadRemaining = payload
-        forwardingPayload = forward
+        payloadAction = forward ? .forward : .skip
+    }
+
+    private mutating func flushGatheredEncodings(into output: inout [UInt8]) {
+        output.append(contentsOf: RFBClientMessage.setEncodingsWithoutClipboard(gathered))
+        gathered.removeAll(keepingCapacity: false)
+        payloadAction = .skip
     }
 }

@@ -65,6 +65,18 @@ import Testing
         #expect(xml.contains("    <audio id='1' type='pulseaudio' serverName='/run/vmcloud/pulse.sock'><output name='vmcloud-vm7'/></audio>\n"))
     }
 
+    /// QEMU's VNC clipboard needs the qemu-vdagent channel on the port spice-vdagentd opens.
+    @Test func rendersTheClipboardChannel() throws {
+        var definition = Self.agentTestDefinition()
+        #expect(!(try definition.xml()).contains("qemu-vdagent"), "off unless asked for")
+        definition.clipboard = true
+        let xml = try definition.xml()
+        #expect(xml.contains("    <channel type='qemu-vdagent'><source><clipboard copypaste='yes'/></source><target type='virtio' name='com.redhat.spice.0'/></channel>\n"))
+        let doc = try XMLDocument(xmlString: xml, options: [])
+        #expect(try doc.nodes(forXPath: "/domain/devices/channel[@type='qemu-vdagent']/source/clipboard/@copypaste").map { $0.stringValue } == ["yes"])
+        #expect(try doc.nodes(forXPath: "/domain/devices/channel/target/@name").map { $0.stringValue } == ["org.vmcloud.agent.0", "com.redhat.spice.0"])
+    }
+
     /// Hostile values must survive a real XML parser byte for byte and not inject elements.
     @Test func escapesHostileValues() throws {
         let hostileName = "x'y\"z<a>&amp;</name><name>evil"

@@ -36,6 +36,8 @@ import Testing
         let name = TestNames.unique("vmcloud-libvirt-boot")
         var def = DomainDefinitionTests.agentTestDefinition(dir: dir.path, name: name)
         def.kernelBoot = .init(kernelPath: "\(dir.path)/vmlinuz", cmdline: "console=ttyS0 panic=-1")
+        // As every appliance guest has it: libvirt and QEMU here must accept the clipboard channel.
+        def.clipboard = true
 
         let client = LibvirtClient(uri: Self.uri)
         let events = EventCollector(client.events)

@@ -5,6 +5,8 @@ import VNCBridge
 struct ClientMessage {
     var bytes: [UInt8]
     var isInput: Bool
+    /// What a view-only filter forwards instead of `bytes`, when it rewrites the message.
+    var viewBytes: [UInt8]? = nil
 }
 
 enum RFB {
@@ -20,8 +22,16 @@ enum RFB {
         .init(bytes: [0, 0, 0, 0, 32, 24, 0, 1] + be16(255) + be16(255) + be16(255) + [16, 8, 0, 0, 0, 0], isInput: false)
     }
 
+    static let extendedClipboard = Int32(bitPattern: 0xC0A1_E5CE)
+
+    /// A view session's copy leaves out the extended clipboard pseudo-encoding.
     static func setEncodings(_ encodings: [Int32]) -> ClientMessage {
-        .init(bytes: [2, 0] + be16(UInt16(encodings.count)) + encodings.flatMap { be32(UInt32(bitPattern: $0)) }, isInput: false)
+        func message(_ list: [Int32]) -> [UInt8] {
+            [2, 0] + be16(UInt16(list.count)) + list.flatMap { be32(UInt32(bitPattern: $0)) }
+        }
+        let withoutClipboard = encodings.filter { $0 != extendedClipboard }
+        return .init(bytes: message(encodings), isInput: false,
+                     viewBytes: withoutClipboard.count == encodings.count ? nil : message(withoutClipboard))
     }
 
     static func updateRequest(incremental: Bool, w: UInt16 = 1280, h: UInt16 = 800) -> ClientMessage {
@@ -62,7 +72,7 @@ enum RFB {
             // Tight, ZRLE, Hextile, Raw, CopyRect, then pseudo-encodings: JPEG quality,
             // compression level, DesktopSize, LastRect, Cursor, QEMU ext key, QEMU audio,
             // ExtendedDesktopSize, extended clipboard.
-            setEncodings([7, 16, 5, 0, 1, -23, -250, -223, -224, -239, -258, -259, -308, Int32(bitPattern: 0xC0A1_E5CE)]),
+            setEncodings([7, 16, 5, 0, 1, -23, -250, -223, -224, -239, -258, -259, -308, extendedClipboard]),
             updateRequest(incremental: false),
             qemuAudio(operation: 2), qemuAudio(operation: 0),
             key(down: true, keysym: 0x61), key(down: false, keysym: 0x61),
@@ -80,7 +90,7 @@ enum RFB {
     }
 
     static func bytes(_ messages: [ClientMessage]) -> [UInt8] { messages.flatMap(\.bytes) }
-    static func viewBytes(_ messages: [ClientMessage]) -> [UInt8] { messages.filter { !$0.isInput }.flatMap(\.bytes) }
+    static func viewBytes(_ messages: [ClientMessage]) -> [UInt8] { messages.filter { !$0.isInput }.flatMap { $0.viewBytes ?? $0.bytes } }
     static let handshake = bytes([version(), security(1), clientInit()])
 }
 

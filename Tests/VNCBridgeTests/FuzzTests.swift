@@ -48,8 +48,12 @@ import VNCBridge
         let chunked = feed(input, cuts: randomCuts(count: input.count, maxChunk: 16, using: &rng), mode: mode)
         #expect(whole.output == chunked.output && whole.error == chunked.error, "input \(input)")
         if whole.error == nil { outcomes.clean += 1 } else { outcomes.errors += 1 }
-        #expect(isSubsequence(whole.output, of: expected), "input \(input)")
-        #expect(chunked.filter.bufferedByteCount <= RFBClientStreamFilter.maxHeaderLength)
+        // A view session's SetEncodings without the clipboard encoding has a new count, the
+        // one byte the filter makes up (ClipboardEncodingTests checks it exactly).
+        if mode == .control || !containsClipboardEncoding(input) {
+            #expect(isSubsequence(whole.output, of: expected), "input \(input)")
+        }
+        #expect(chunked.filter.bufferedByteCount <= (mode == .control ? RFBClientStreamFilter.maxHeaderLength : RFBClientStreamFilter.maxBufferedLength))
         if mode == .control {
             // Control mode drops nothing: output is a prefix, short only by a held-back header
             // (or, after an error, by the rejected message and what followed).
@@ -58,6 +62,11 @@ import VNCBridge
                 #expect(whole.output.count + whole.filter.bufferedByteCount == input.count)
             }
         }
+    }
+
+    func containsClipboardEncoding(_ input: [UInt8]) -> Bool {
+        let pattern: [UInt8] = [0xC0, 0xA1, 0xE5, 0xCE]
+        return input.count >= 4 && (0...input.count - 4).contains { Array(input[$0..<$0 + 4]) == pattern }
     }
 
     func isSubsequence(_ small: [UInt8], of big: [UInt8]) -> Bool {

@@ -32,7 +32,7 @@ import VNCBridge
         var output: [UInt8] = []
         for byte in input {
             try filter.filter(CollectionOfOne(byte), into: &output)
-            #expect(filter.bufferedByteCount <= RFBClientStreamFilter.maxHeaderLength)
+            #expect(filter.bufferedByteCount <= (mode == .control ? RFBClientStreamFilter.maxHeaderLength : RFBClientStreamFilter.maxBufferedLength))
         }
         #expect(output == (mode == .control ? input : RFB.viewBytes(session)))
     }

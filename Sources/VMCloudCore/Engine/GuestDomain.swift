@@ -77,6 +77,8 @@ package enum GuestDomain {
             serialLogPath: files.consoleLog,
             vncSocketPath: files.vncSocket,
             audio: audio,
+            // Every guest has a screen (VNC); the viewer's clipboard goes through this channel.
+            clipboard: true,
             metadata: metadata(owner: owner, instanceId: instanceId))
     }
 

@@ -59,11 +59,38 @@ final class TestSite: @unchecked Sendable {
         </script></body></html>
         """
 
+    /// For the viewer's clipboard (clipboard_check.py): a textarea over the whole page. A paste
+    /// navigates to `?pasted=<text>` (a captured page the test reads); with `?copy=<text>` the
+    /// text is selected on every click, and a copy puts exactly it on the clipboard.
+    static let clipboard = """
+        <!doctype html><html><head><title>Clipboard page</title>
+        <style>html, body { margin: 0; height: 100%; }
+        textarea { box-sizing: border-box; width: 100%; height: 100%; font: 40px sans-serif; }</style></head>
+        <body><textarea id="t"></textarea>
+        <script>
+        var t = document.getElementById("t");
+        var copy = new URLSearchParams(location.search).get("copy");
+        if (copy) t.value = copy;
+        function selectAll() { if (copy) t.select(); }
+        t.addEventListener("mouseup", function () { setTimeout(selectAll, 0); });
+        t.focus(); selectAll();
+        document.addEventListener("copy", function (e) {
+          if (!copy) return;
+          e.clipboardData.setData("text/plain", copy); e.preventDefault();
+        });
+        document.addEventListener("paste", function (e) {
+          e.preventDefault();
+          location.href = "/clipboard.html?pasted=" + encodeURIComponent(e.clipboardData.getData("text/plain"));
+        });
+        </script></body></html>
+        """
+
     init(network: ApplianceProcess.Network = .nat) throws {
         port = try ApplianceProcess.freePort()
         let bind = network == .nat ? try NATNetwork.hostAddress() : "127.0.0.1"
         host = network == .nat ? bind : "10.0.2.2"
         directory = try makeTemporaryDirectory("site")
+        try Self.clipboard.write(toFile: directory + "/clipboard.html", atomically: true, encoding: .utf8)
         try Self.index.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
         try Self.second.write(toFile: directory + "/second.html", atomically: true, encoding: .utf8)
         try Self.tone.write(toFile: directory + "/tone.html", atomically: true, encoding: .utf8)
