@@ -138,7 +138,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
             ],
-            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py", "EndToEnd/metrics_parse.py", "EndToEnd/monitor_check.py", "EndToEnd/clipboard_check.py"]
+            exclude: ["EndToEnd/screen_share.py", "EndToEnd/ws_fuzz.py", "EndToEnd/novnc_check.py", "EndToEnd/audio_listen.py", "EndToEnd/metrics_parse.py", "EndToEnd/monitor_check.py", "EndToEnd/clipboard_check.py", "EndToEnd/full_browser.py", "EndToEnd/viewer_driver.py", "EndToEnd/job_site.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -17,10 +17,9 @@ Prints one JSON line with what it saw.
 """
 import json, sys, time, urllib.parse, urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from viewer_driver import open_viewer, start_chromium
 
 control_url, view_url, api, key, vm, handle, site, nonce = sys.argv[1:9]
 result = {}
@@ -48,10 +47,6 @@ def wait(what, predicate, timeout):
     raise TimeoutError(what)
 
 
-def connected(driver):
-    wait("viewer connected", lambda: driver.execute_script("return window.vmcloudViewer && window.vmcloudViewer.state") == "connected", 60)
-
-
 def keys(driver, keysym, code):
     """Ctrl+<key> through the page's noVNC (as QEMU extended key events)."""
     driver.execute_script("""
@@ -71,19 +66,13 @@ def navigate_and_wait(url, timeout=240):
     time.sleep(2)  # captured means loaded; give the screen a moment under TCG
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"]:
-    options.add_argument(arg)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver = start_chromium()
 try:
     started = time.monotonic()
-    driver.get(view_url)
-    connected(driver)
+    open_viewer(driver, view_url)
     result["viewPanelShown"] = driver.find_element(By.ID, "clipboard").is_displayed()
 
-    driver.get(control_url)
-    connected(driver)
+    open_viewer(driver, control_url)
     result["controlPanelShown"] = driver.find_element(By.ID, "clipboard").is_displayed()
 
     # Counts every ServerCutText (QEMU's clipboard caps, notify or text) a noVNC session reads:

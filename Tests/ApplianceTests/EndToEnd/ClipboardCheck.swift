@@ -3,24 +3,9 @@ import Testing
 
 /// The viewer page's clipboard on a real browser VM (Chromium, spice-vdagent, QEMU's
 /// qemu-vdagent channel): both ways for a control session, neither way for a view session.
-@Suite(.serialized) struct ClipboardTests {
-    @Test(.timeLimit(.minutes(20))) func viewerClipboardBothWays() async throws {
-        let site = try TestSite()
-        defer { site.stop() }
-        try await withAppliance("clipboard", image: .browser) { run in
-            let api = run.api
-            let homepage = (site.guestBase + "/index.html").addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            _ = try await api.postOK("/set-pool-size/1/1/3600000")
-            let handle = try await api.postOK("/lock/\(try await api.postOK("/prepare-batch/1/\(homepage)"))")
-            try await eventually("the lock gets a configured browser VM", timeout: 900) {
-                try await api.handleStatus(handle)["assigned"] as? Bool == true
-            }
-            try await Self.check(run, site, handle: handle)
-        }
-    }
-
-    /// The whole check on a locked browser VM; a scenario that already holds one (such as
-    /// RealBrowserTests') can call it instead of booting its own. It navigates the VM's browser.
+/// BrowserWindowTests runs it on its worker's VM.
+enum ClipboardCheck {
+    /// The whole check on a locked browser VM showing one tab; it navigates that tab.
     static func check(_ run: ApplianceRun, _ site: TestSite, handle: String) async throws {
         let status = try await run.api.handleStatus(handle)
         let vm = try #require(status["vmid"] as? Int)
