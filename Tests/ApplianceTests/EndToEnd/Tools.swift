@@ -23,7 +23,7 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> String {
 /// selenium and PIL), not whatever `python3` comes first on PATH.
 func runScript(_ name: String, _ arguments: [String]) throws -> String {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
-    return try runTool("/usr/bin/python3", [script] + arguments)
+    return try runTool("/usr/bin/python3", ["-B", script] + arguments)  // -B: no __pycache__ in the test target
 }
 
 /// A script's last output line, parsed as a JSON object.
@@ -47,7 +47,7 @@ func runScriptWithoutBlocking(_ name: String, _ arguments: [String]) async throw
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
     let output = NSTemporaryDirectory() + "script-\(UUID().uuidString).out"
     defer { try? FileManager.default.removeItem(atPath: output) }
-    let process = try ChildProcess(executable: "/usr/bin/python3", arguments: [script] + arguments,
+    let process = try ChildProcess(executable: "/usr/bin/python3", arguments: ["-B", script] + arguments,
                                    environment: ["PATH": "/usr/bin:/bin"], outputPath: output)
     let status = await process.exit()
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
