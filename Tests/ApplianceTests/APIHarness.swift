@@ -48,6 +48,14 @@ struct APIHarness {
         await libvirt.close()
     }
 
+    /// A running domain for pool VM `vm` on libvirt's test driver, which boots nothing: no
+    /// kernel, disk, agent channel, serial log or screen.
+    func createTestDomain(for vm: VMRecord) async throws {
+        var definition = pool.hypervisor.definition(for: vm)
+        (definition.kernelBoot, definition.diskPath, definition.channel, definition.serialLogPath, definition.vncSocketPath) = (nil, nil, nil, nil, nil)
+        _ = try await libvirt.createTransientDomain(xml: definition.xml())
+    }
+
     /// Removes the state directory and closes libvirt, for a test that drives a router of its own.
     func close() async {
         try? FileManager.default.removeItem(atPath: directory)

@@ -1,5 +1,4 @@
 import Foundation
-import Libvirt
 import Testing
 @testable import VMCloud
 @testable import VMCloudCore
@@ -15,9 +14,7 @@ import Testing
         for _ in 0..<3 {
             let vm = try await store.insertPendingVM(domainPrefix: harness.pool.hypervisor.domainPrefix)
             try await store.transition(vm: vm.id!, .domainStarted)
-            var definition = harness.pool.hypervisor.definition(for: vm)
-            (definition.kernelBoot, definition.diskPath, definition.channel, definition.serialLogPath, definition.vncSocketPath) = (nil, nil, nil, nil, nil)
-            _ = try await harness.libvirt.createTransientDomain(xml: definition.xml())
+            try await harness.createTestDomain(for: vm)
             try await harness.pool.fail(vm.id!, reason: "configure failed: agent gone")
         }
         let pause = await harness.pool.bootPause()

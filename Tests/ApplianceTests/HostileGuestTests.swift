@@ -22,9 +22,7 @@ import Testing
         for _ in 0..<2 {
             let vm = try await store.insertPendingVM(domainPrefix: hypervisor.domainPrefix)
             try await store.transition(vm: vm.id!, .domainStarted)
-            var definition = hypervisor.definition(for: vm)
-            (definition.kernelBoot, definition.diskPath, definition.channel, definition.serialLogPath, definition.vncSocketPath) = (nil, nil, nil, nil, nil)
-            _ = try await harness.libvirt.createTransientDomain(xml: definition.xml())
+            try await harness.createTestDomain(for: vm)
             guests[vm.id!] = try FakeGuest(socketPath: hypervisor.state.agentSocket(vm: vm.id!))
             ids.append(vm.id!)
         }
